@@ -1,0 +1,42 @@
+/*
+ * main.c - the `hloserve` command: a thin dispatcher over the libraries.
+ *
+ *   hloserve check-hlo FILE...        run self-checking StableHLO programs
+ *   hloserve run-hlo MODEL.mlir ...   run any program on .npy inputs
+ *
+ * Each subcommand lives in its own file (cmd_*.c) and gets argv after the
+ * subcommand name.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: hloserve COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  check-hlo FILE...                 run self-checking StableHLO programs\n"
+          "  run-hlo MODEL.mlir [--weights W.safetensors] --input NAME=FILE.npy ...\n"
+          "          --output-dir DIR          run a program on .npy inputs\n"
+          "\n"
+          "Run `hloserve COMMAND --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "check-hlo") == 0) return hs_cmd_check_hlo(argc - 2, argv + 2);
+  if (strcmp(cmd, "run-hlo") == 0) return hs_cmd_run_hlo(argc - 2, argv + 2);
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "hloserve: unknown command '%s'\n\n", cmd);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,727 @@
+/*
+ * exec.c - compile and execute StableHLO functions.
+ *
+ * Compile: every op is bound to a kernel (kernels/registry.c, or one of the
+ * builtins at the bottom of this file: constants, calls, control flow and the
+ * check.* ops), its prepare() runs, and each block gets a liveness plan: the
+ * list of values that die after each op.  Unknown ops and bad attributes are
+ * therefore reported before anything runs, with their source location.
+ *
+ * Execute: a frame holds one tensor slot per value id of the function.  A
+ * block binds its arguments (borrowed), runs its ops in order, allocates each
+ * op's results (owned by the frame), releases values after their last use,
+ * and hands its terminator's operands to the caller - moving an owned buffer
+ * when the value was defined in the block, copying otherwise.  Constants
+ * point straight at the parsed payload and are never copied.
+ *
+ * Regions (while/if/case bodies, reducers, comparators) run on the enclosing
+ * function's frame because they may read values defined outside them.
+ */
+#include "runtime/exec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "runtime/kernel.h"
+
+#define MAX_CALL_DEPTH 64
+#define STACK_TENSORS 8
+
+typedef struct frame {
+  hs_tensor *slots;
+  unsigned char *own; /* 1 when slots[i].data is a malloc'd buffer we must free */
+  int n;
+} frame;
+
+struct hs_exec_ctx {
+  hs_compiled *c;
+  frame *fr;
+  int depth;
+  hs_threadpool *pool;
+  void **scratch;      /* buffers handed out by hs_exec_scratch during one kernel */
+  int n_scratch, cap_scratch;
+  size_t live_bytes, peak_bytes;
+};
+
+typedef struct block_plan {
+  int **dead;   /* dead[i]: value ids released after op i */
+  int *n_dead;
+} block_plan;
+
+static _Thread_local size_t last_peak_bytes;
+size_t hs_exec_last_peak_bytes(void) { return last_peak_bytes; }
+
+/* ------------------------------------------------------------ buffers */
+
+static void *buf_alloc(hs_exec_ctx *ctx, size_t nbytes) {
+  void *p = NULL;
+  size_t n = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
+  if (posix_memalign(&p, 64, n) != 0) return NULL;
+  ctx->live_bytes += n;
+  if (ctx->live_bytes > ctx->peak_bytes) ctx->peak_bytes = ctx->live_bytes;
+  return p;
+}
+
+static void buf_free(hs_exec_ctx *ctx, void *p, size_t nbytes) {
+  if (!p) return;
+  size_t n = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
+  ctx->live_bytes -= n;
+  free(p);
+}
+
+static void slot_release(hs_exec_ctx *ctx, int id) {
+  frame *fr = ctx->fr;
+  if (fr->own[id]) {
+    buf_free(ctx, fr->slots[id].data, hs_tensor_nbytes(&fr->slots[id]));
+    fr->own[id] = 0;
+  }
+  fr->slots[id].data = NULL;
+}
+
+static hs_tensor tensor_of_type(const hs_type *t) {
+  hs_tensor x;
+  x.dtype = t->dtype;
+  x.shape = t->shape;
+  x.data = NULL;
+  return x;
+}
+
+void *hs_exec_scratch(hs_exec_ctx *ctx, size_t bytes) {
+  if (ctx->n_scratch == ctx->cap_scratch) {
+    int cap = ctx->cap_scratch ? 2 * ctx->cap_scratch : 8;
+    void **s = realloc(ctx->scratch, (size_t)cap * sizeof(void *));
+    if (!s) return NULL;
+    ctx->scratch = s;
+    ctx->cap_scratch = cap;
+  }
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+  ctx->scratch[ctx->n_scratch++] = p;
+  return p;
+}
+
+static void scratch_reset(hs_exec_ctx *ctx, int keep) {
+  while (ctx->n_scratch > keep) free(ctx->scratch[--ctx->n_scratch]);
+}
+
+void hs_exec_parallel_for(hs_exec_ctx *ctx, int64_t n, int64_t grain, hs_range_fn fn, void *arg) {
+  if (n <= 0) return;
+  if (ctx && ctx->pool && n > grain) {
+    hs_threadpool_parallel_for(ctx->pool, n, grain, fn, arg);
+    return;
+  }
+  fn(arg, 0, n);
+}
+
+/* ------------------------------------------------------------ compile */
+
+static bool defined_in(const hs_value *v, const hs_region *r) {
+  return v->def ? v->def->parent == r : false;
+}
+
+static void note_uses(const hs_op *op, const hs_region *r, int i, int *last) {
+  for (int j = 0; j < op->n_operands; j++)
+    if (defined_in(op->operands[j], r)) last[op->operands[j]->id] = i;
+  for (int k = 0; k < op->n_regions; k++) {
+    hs_region *sub = op->regions[k];
+    for (int b = 0; b < sub->n_blocks; b++)
+      for (int o = 0; o < sub->blocks[b]->n_ops; o++) note_uses(sub->blocks[b]->ops[o], r, i, last);
+  }
+}
+
+static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last);
+
+static hs_status *compile_op(hs_compiled *c, hs_func *f, hs_op *op, int *last) {
+  const hs_kernel *k = hs_kernel_lookup(op->name);
+  if (!k) return hs_op_error(op, HS_UNIMPLEMENTED, "unsupported op");
+  op->kernel = k;
+  op->kernel_state = NULL;
+  for (int i = 0; i < op->n_results; i++) {
+    const hs_type *t = &op->results[i]->type;
+    if (t->kind != HS_TYPE_TENSOR)
+      return hs_op_error(op, HS_UNIMPLEMENTED, "result %d: only tensor types are supported", i);
+    if (hs_dtype_is_complex(t->dtype) && strcmp(op->name, "stablehlo.constant") != 0 &&
+        strncmp(op->name, "func.", 5) != 0)
+      return hs_op_error(op, HS_UNIMPLEMENTED, "complex element types are not supported");
+  }
+  for (int i = 0; i < op->n_operands; i++)
+    if (op->operands[i]->type.kind != HS_TYPE_TENSOR)
+      return hs_op_error(op, HS_UNIMPLEMENTED, "operand %d: only tensor types are supported", i);
+  if (k->prepare) HS_RETURN_IF_ERROR(k->prepare(op, &c->arena));
+  if (strcmp(op->name, "func.call") == 0) {
+    const hs_func *callee = hs_module_find_func(c->module, hs_op_attr(op, "callee")->u.str.s);
+    if (!callee) return hs_op_error(op, HS_NOT_FOUND, "no function @%s", hs_op_attr(op, "callee")->u.str.s);
+    if (callee->n_args != op->n_operands || callee->n_results != op->n_results)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "@%s takes %d arguments and returns %d results",
+                         callee->name, callee->n_args, callee->n_results);
+    op->kernel_state = (void *)callee;
+  }
+  for (int i = 0; i < op->n_regions; i++) HS_RETURN_IF_ERROR(compile_region(c, f, op->regions[i], last));
+  return NULL;
+}
+
+static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last) {
+  if (r->n_blocks != 1) {
+    hs_loc loc = r->n_blocks && r->blocks[0]->n_ops ? r->blocks[0]->ops[0]->loc : f->loc;
+    return hs_status_new(HS_UNIMPLEMENTED, "%s:%d:%d: regions with %d blocks are not supported",
+                         loc.file, loc.line, loc.col, r->n_blocks);
+  }
+  hs_block *b = r->blocks[0];
+  if (b->n_ops == 0) return hs_status_new(HS_INVALID_ARGUMENT, "%s:%d:%d: empty block in @%s",
+                                          f->loc.file, f->loc.line, f->loc.col, f->name);
+  for (int i = 0; i < b->n_ops; i++) HS_RETURN_IF_ERROR(compile_op(c, f, b->ops[i], last));
+  /* Liveness for this block (after the nested regions, which reuse `last`). */
+  for (int i = 0; i < b->n_ops; i++)
+    for (int j = 0; j < b->ops[i]->n_results; j++) last[b->ops[i]->results[j]->id] = i;
+  for (int i = 0; i < b->n_ops; i++) note_uses(b->ops[i], r, i, last);
+  block_plan *p = hs_arena_calloc(&c->arena, 1, sizeof(*p));
+  if (!p) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory compiling @%s", f->name);
+  p->dead = hs_arena_calloc(&c->arena, (size_t)b->n_ops, sizeof(int *));
+  p->n_dead = hs_arena_calloc(&c->arena, (size_t)b->n_ops, sizeof(int));
+  if (!p->dead || !p->n_dead) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+  int term = b->n_ops - 1;
+  for (int i = 0; i < term; i++)
+    for (int j = 0; j < b->ops[i]->n_results; j++) {
+      int id = b->ops[i]->results[j]->id;
+      if (last[id] < term) p->n_dead[last[id]]++;
+    }
+  for (int i = 0; i < term; i++) {
+    p->dead[i] = hs_arena_calloc(&c->arena, (size_t)p->n_dead[i] + 1, sizeof(int));
+    if (!p->dead[i]) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+    p->n_dead[i] = 0;
+  }
+  for (int i = 0; i < term; i++)
+    for (int j = 0; j < b->ops[i]->n_results; j++) {
+      int id = b->ops[i]->results[j]->id;
+      if (last[id] < term) p->dead[last[id]][p->n_dead[last[id]]++] = id;
+    }
+  b->plan = p;
+  return NULL;
+}
+
+hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
+  *out = NULL;
+  hs_compiled *c = calloc(1, sizeof(*c));
+  if (!c) {
+    hs_module_free(m);
+    return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+  }
+  c->module = m;
+  hs_arena_init(&c->arena, 16384);
+  for (int i = 0; i < m->n_funcs; i++) {
+    hs_func *f = m->funcs[i];
+    int *last = malloc(((size_t)f->n_values + 1) * sizeof(int));
+    if (!last) {
+      hs_compiled_free(c);
+      return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+    }
+    hs_status *st = compile_region(c, f, f->body, last);
+    free(last);
+    if (st) {
+      hs_compiled_free(c);
+      return st;
+    }
+  }
+  *out = c;
+  return NULL;
+}
+
+void hs_compiled_free(hs_compiled *c) {
+  if (!c) return;
+  hs_arena_free(&c->arena);
+  hs_module_free(c->module);
+  free(c);
+}
+
+/* ------------------------------------------------------------ execute */
+
+static hs_status *run_block(hs_exec_ctx *ctx, const hs_block *b, const hs_tensor *args, int n_args,
+                            hs_tensor *outs, int n_outs);
+
+static hs_status *check_arg(const hs_value *v, const hs_tensor *t, const char *what, int i) {
+  if (v->type.dtype != t->dtype || !hs_shape_equal(&v->type.shape, &t->shape)) {
+    char want[128], got[128], s[64];
+    hs_type gt = {HS_TYPE_TENSOR, t->dtype, t->shape};
+    (void)s;
+    return hs_status_new(HS_INVALID_ARGUMENT, "%s %d: expected %s, got %s", what, i,
+                         hs_type_str(&v->type, want, sizeof want), hs_type_str(&gt, got, sizeof got));
+  }
+  return NULL;
+}
+
+/* Hands value v (a terminator operand) to out: moves the buffer when the
+ * frame owns it and v was defined in region r, copies otherwise; or copies
+ * into a caller-provided buffer. */
+static hs_status *yield_value(hs_exec_ctx *ctx, const hs_value *v, const hs_region *r, hs_tensor *out) {
+  frame *fr = ctx->fr;
+  hs_tensor *src = &fr->slots[v->id];
+  size_t nb = hs_tensor_nbytes(src);
+  out->dtype = src->dtype;
+  out->shape = src->shape;
+  if (out->data) {
+    memcpy(out->data, src->data, nb);
+    return NULL;
+  }
+  if (fr->own[v->id] && defined_in(v, r)) {
+    out->data = src->data;
+    fr->own[v->id] = 0;
+    src->data = NULL;
+    ctx->live_bytes -= nb ? (nb + 63) & ~(size_t)63 : 64; /* leaves the accounting of this frame */
+    return NULL;
+  }
+  void *p = NULL;
+  if (posix_memalign(&p, 64, nb ? nb : 64) != 0) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+  memcpy(p, src->data, nb);
+  out->data = p;
+  return NULL;
+}
+
+static hs_status *run_op(hs_exec_ctx *ctx, const hs_op *op) {
+  frame *fr = ctx->fr;
+  if (op->kernel->run == NULL) { /* stablehlo.constant */
+    const hs_attr *v = (const hs_attr *)op->kernel_state;
+    int id = op->results[0]->id;
+    fr->slots[id] = tensor_of_type(&op->results[0]->type);
+    fr->slots[id].data = v->u.dense.data;
+    fr->own[id] = 0;
+    return NULL;
+  }
+  hs_tensor in_stack[STACK_TENSORS], out_stack[STACK_TENSORS];
+  hs_tensor *in = in_stack, *out = out_stack;
+  if (op->n_operands > STACK_TENSORS) in = malloc(sizeof(hs_tensor) * (size_t)op->n_operands);
+  if (op->n_results > STACK_TENSORS) out = malloc(sizeof(hs_tensor) * (size_t)op->n_results);
+  hs_status *st = NULL;
+  if (!in || !out) {
+    st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < op->n_operands; i++) {
+    in[i] = fr->slots[op->operands[i]->id];
+    if (!in[i].data) {
+      st = hs_op_error(op, HS_INTERNAL, "operand %d (%%%s) has no value", i, op->operands[i]->name);
+      goto done;
+    }
+  }
+  for (int i = 0; i < op->n_results; i++) {
+    int id = op->results[i]->id;
+    hs_tensor t = tensor_of_type(&op->results[i]->type);
+    t.data = buf_alloc(ctx, hs_tensor_nbytes(&t));
+    if (!t.data) {
+      st = hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory for result %d", i);
+      goto done;
+    }
+    fr->slots[id] = t;
+    fr->own[id] = 1;
+    out[i] = t;
+  }
+  int keep = ctx->n_scratch;
+  st = op->kernel->run(ctx, op, in, out);
+  scratch_reset(ctx, keep);
+done:
+  if (in != in_stack) free(in);
+  if (out != out_stack) free(out);
+  return st;
+}
+
+static hs_status *run_block(hs_exec_ctx *ctx, const hs_block *b, const hs_tensor *args, int n_args,
+                            hs_tensor *outs, int n_outs) {
+  frame *fr = ctx->fr;
+  if (n_args != b->n_args)
+    return hs_status_new(HS_INTERNAL, "block expects %d arguments, got %d", b->n_args, n_args);
+  for (int i = 0; i < n_args; i++) {
+    int id = b->args[i]->id;
+    fr->slots[id] = args[i];
+    fr->own[id] = 0;
+  }
+  const block_plan *p = b->plan;
+  int term = b->n_ops - 1;
+  for (int i = 0; i < term; i++) {
+    HS_RETURN_IF_ERROR(run_op(ctx, b->ops[i]));
+    for (int k = 0; k < p->n_dead[i]; k++) slot_release(ctx, p->dead[i][k]);
+  }
+  const hs_op *t = b->ops[term];
+  if (t->n_operands != n_outs)
+    return hs_op_error(t, HS_INVALID_ARGUMENT, "returns %d values where %d are expected", t->n_operands,
+                       n_outs);
+  hs_status *st = NULL;
+  for (int i = 0; i < n_outs && !st; i++) st = yield_value(ctx, t->operands[i], t->parent, &outs[i]);
+  /* Whatever the block defined and still owns dies here. */
+  for (int i = 0; i < term; i++)
+    for (int j = 0; j < b->ops[i]->n_results; j++) slot_release(ctx, b->ops[i]->results[j]->id);
+  for (int i = 0; i < n_args; i++) fr->slots[b->args[i]->id].data = NULL;
+  return st;
+}
+
+hs_status *hs_exec_region(hs_exec_ctx *ctx, const hs_region *region, const hs_tensor *args, int n_args,
+                          hs_tensor *outs, int n_outs) {
+  for (int i = 0; i < n_outs; i++)
+    if (!outs[i].data) return hs_status_new(HS_INTERNAL, "hs_exec_region: output %d not allocated", i);
+  return run_block(ctx, region->blocks[0], args, n_args, outs, n_outs);
+}
+
+const char *hs_region_binary_op(const hs_region *region, bool *swapped) {
+  if (swapped) *swapped = false;
+  if (region->n_blocks != 1) return NULL;
+  const hs_block *b = region->blocks[0];
+  if (b->n_args != 2 || b->n_ops != 2) return NULL;
+  const hs_op *op = b->ops[0], *ret = b->ops[1];
+  if (op->n_operands != 2 || op->n_results != 1 || op->n_regions) return NULL;
+  if (ret->n_operands != 1 || ret->operands[0] != op->results[0]) return NULL;
+  if (op->operands[0] == b->args[0] && op->operands[1] == b->args[1]) return op->name;
+  if (op->operands[0] == b->args[1] && op->operands[1] == b->args[0]) {
+    if (swapped) *swapped = true;
+    return op->name;
+  }
+  return NULL;
+}
+
+static void free_results(hs_tensor *r, int n) {
+  for (int i = 0; i < n; i++) {
+    free(r[i].data);
+    r[i].data = NULL;
+  }
+}
+
+/* Runs f in a fresh frame; results as hs_execute describes. */
+static hs_status *call_func(hs_exec_ctx *ctx, const hs_func *f, const hs_tensor *args, int n_args,
+                            hs_tensor *results, int n_results) {
+  if (ctx->depth >= MAX_CALL_DEPTH)
+    return hs_status_new(HS_INVALID_ARGUMENT, "%s:%d:%d: call depth exceeds %d in @%s", f->loc.file,
+                         f->loc.line, f->loc.col, MAX_CALL_DEPTH, f->name);
+  if (n_args != f->n_args)
+    return hs_status_new(HS_INVALID_ARGUMENT, "@%s takes %d arguments, got %d", f->name, f->n_args,
+                         n_args);
+  if (n_results != f->n_results)
+    return hs_status_new(HS_INVALID_ARGUMENT, "@%s returns %d results, %d requested", f->name,
+                         f->n_results, n_results);
+  for (int i = 0; i < n_args; i++)
+    HS_RETURN_IF_ERROR(hs_status_annotate(check_arg(f->body->blocks[0]->args[i], &args[i], "argument", i),
+                                          "@%s", f->name));
+  frame fr;
+  fr.n = f->n_values;
+  fr.slots = calloc((size_t)fr.n + 1, sizeof(hs_tensor));
+  fr.own = calloc((size_t)fr.n + 1, 1);
+  if (!fr.slots || !fr.own) {
+    free(fr.slots);
+    free(fr.own);
+    return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+  }
+  frame *saved = ctx->fr;
+  ctx->fr = &fr;
+  ctx->depth++;
+  hs_status *st = run_block(ctx, f->body->blocks[0], args, n_args, results, n_results);
+  ctx->depth--;
+  for (int i = 0; i < fr.n; i++) slot_release(ctx, i); /* after an error, whatever is left */
+  ctx->fr = saved;
+  free(fr.slots);
+  free(fr.own);
+  return st;
+}
+
+hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, int n_args,
+                      hs_tensor *results, int n_results, const hs_exec_options *opt) {
+  hs_exec_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.c = c;
+  ctx.pool = opt ? opt->pool : NULL;
+  bool caller_bufs[64];
+  for (int i = 0; i < n_results && i < 64; i++) caller_bufs[i] = results[i].data != NULL;
+  for (int i = 0; i < n_results && i < f->n_results; i++) {
+    if (results[i].data) {
+      hs_tensor want = tensor_of_type(&f->result_types[i]);
+      if (results[i].dtype != want.dtype || !hs_shape_equal(&results[i].shape, &want.shape))
+        return hs_status_new(HS_INVALID_ARGUMENT, "result %d: caller buffer has the wrong type", i);
+    }
+  }
+  hs_status *st = call_func(&ctx, f, args, n_args, results, n_results);
+  if (st)
+    for (int i = 0; i < n_results && i < 64; i++)
+      if (!caller_bufs[i]) {
+        free(results[i].data);
+        results[i].data = NULL;
+      }
+  free(ctx.scratch);
+  last_peak_bytes = ctx.peak_bytes;
+  return st;
+}
+
+/* ------------------------------------------------------------ builtins */
+
+static hs_status *prep_constant(hs_op *op, hs_arena *a) {
+  const hs_attr *v = hs_op_attr(op, "value");
+  if (!v || v->kind != HS_ATTR_DENSE) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing dense 'value'");
+  if (op->n_results != 1) return hs_op_error(op, HS_INVALID_ARGUMENT, "expects one result");
+  const hs_type *t = &op->results[0]->type;
+  if (v->u.dense.type.dtype != t->dtype || hs_shape_numel(&v->u.dense.type.shape) != hs_shape_numel(&t->shape))
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "value does not match the result type");
+  op->kernel_state = (void *)v;
+  return NULL;
+}
+
+static hs_status *prep_call(hs_op *op, hs_arena *a) {
+  const hs_attr *callee = hs_op_attr(op, "callee");
+  if (!callee || callee->kind != HS_ATTR_SYMBOL)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "missing callee symbol");
+  return NULL; /* resolved by compile_op, which knows the module */
+}
+
+static hs_status *run_call(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  const hs_func *f = op->kernel_state;
+  return hs_status_annotate(call_func(ctx, f, in, op->n_operands, out, op->n_results), "in call to @%s",
+                            f->name);
+}
+
+static hs_status *prep_terminator(hs_op *op, hs_arena *a) { return NULL; }
+static hs_status *run_terminator(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  return hs_op_error(op, HS_INTERNAL, "terminator executed as an op");
+}
+
+static bool pred_value(const hs_tensor *t) {
+  return hs_load_i64(t->dtype, t->data, 0) != 0;
+}
+
+static hs_status *run_while(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  int n = op->n_operands;
+  const hs_block *cond = op->regions[0]->blocks[0], *body = op->regions[1]->blocks[0];
+  hs_tensor *cur = calloc((size_t)n + 1, sizeof(hs_tensor));
+  hs_tensor *nxt = calloc((size_t)n + 1, sizeof(hs_tensor));
+  bool owned = false;
+  hs_status *st = NULL;
+  if (!cur || !nxt) {
+    st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  memcpy(cur, in, sizeof(hs_tensor) * (size_t)n);
+  for (;;) {
+    hs_tensor p = tensor_of_type(&op->regions[0]->blocks[0]->ops[cond->n_ops - 1]->operands[0]->type);
+    st = run_block(ctx, cond, cur, n, &p, 1);
+    if (st) break;
+    bool go = pred_value(&p);
+    free(p.data);
+    if (!go) break;
+    for (int i = 0; i < n; i++) nxt[i].data = NULL;
+    st = run_block(ctx, body, cur, n, nxt, n);
+    if (st) {
+      free_results(nxt, n);
+      break;
+    }
+    if (owned) free_results(cur, n);
+    memcpy(cur, nxt, sizeof(hs_tensor) * (size_t)n);
+    owned = true;
+  }
+  if (!st)
+    for (int i = 0; i < n; i++) memcpy(out[i].data, cur[i].data, hs_tensor_nbytes(&out[i]));
+done:
+  if (owned) free_results(cur, n);
+  free(cur);
+  free(nxt);
+  return st;
+}
+
+static hs_status *prep_while(hs_op *op, hs_arena *a) {
+  if (op->n_regions != 2) return hs_op_error(op, HS_INVALID_ARGUMENT, "expects cond and body regions");
+  if (op->n_results != op->n_operands)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "operand and result counts differ");
+  for (int r = 0; r < 2; r++) {
+    if (op->regions[r]->n_blocks != 1 || op->regions[r]->blocks[0]->n_args != op->n_operands)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "region %d must take %d arguments", r, op->n_operands);
+  }
+  return NULL;
+}
+
+static hs_status *run_branch(hs_exec_ctx *ctx, const hs_op *op, int r, hs_tensor *out) {
+  const hs_block *b = op->regions[r]->blocks[0];
+  return run_block(ctx, b, NULL, 0, out, op->n_results);
+}
+
+static hs_status *prep_if_case(hs_op *op, hs_arena *a) {
+  if (op->n_regions < 1) return hs_op_error(op, HS_INVALID_ARGUMENT, "expects branch regions");
+  if (strcmp(op->name, "stablehlo.if") == 0 && op->n_regions != 2)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "expects two branches");
+  for (int r = 0; r < op->n_regions; r++)
+    if (op->regions[r]->n_blocks != 1 || op->regions[r]->blocks[0]->n_args != 0)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "branch %d must take no arguments", r);
+  return NULL;
+}
+
+static hs_status *run_if(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  return run_branch(ctx, op, pred_value(&in[0]) ? 0 : 1, out);
+}
+
+static hs_status *run_case(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  int64_t i = hs_load_i64(in[0].dtype, in[0].data, 0);
+  if (i < 0 || i >= op->n_regions) i = op->n_regions - 1;
+  return run_branch(ctx, op, (int)i, out);
+}
+
+/* ---- check.* ------------------------------------------------------------ */
+
+static uint64_t float_bits(hs_dtype t, const void *p, int64_t i, int *width) {
+  switch (t) {
+    case HS_F16:
+    case HS_BF16: *width = 16; return ((const uint16_t *)p)[i];
+    case HS_F32: *width = 32; return ((const uint32_t *)p)[i];
+    default: *width = 64; return ((const uint64_t *)p)[i];
+  }
+}
+
+/* ULP distance as the StableHLO interpreter's check dialect defines it. */
+static uint64_t ulp_diff(hs_dtype t, const void *a, const void *b, int64_t i) {
+  int w;
+  uint64_t x = float_bits(t, a, i, &w), y = float_bits(t, b, i, &w);
+  if (x == y) return 0;
+  double fx = hs_load_f64(t, a, i), fy = hs_load_f64(t, b, i);
+  if (isfinite(fx) && isfinite(fy)) {
+    uint64_t sign = (uint64_t)1 << (w - 1);
+    uint64_t ax = x & (sign - 1), ay = y & (sign - 1);
+    if ((x & sign) != (y & sign)) return ax + ay;
+    return ax > ay ? ax - ay : ay - ax;
+  }
+  if (isnan(fx) && isnan(fy)) return 0;
+  return UINT64_MAX;
+}
+
+static bool almost_eq(double a, double b) {
+  if (isnan(a) && isnan(b)) return true;
+  if (isinf(a) || isinf(b)) return a == b;
+  return fabs(a - b) <= 1e-4;
+}
+
+static void index_str(const hs_shape *s, int64_t flat, char *buf, size_t cap) {
+  int64_t idx[HS_MAX_RANK];
+  for (int d = s->rank - 1; d >= 0; d--) {
+    idx[d] = s->dims[d] ? flat % s->dims[d] : 0;
+    flat = s->dims[d] ? flat / s->dims[d] : 0;
+  }
+  size_t off = 0;
+  off += (size_t)snprintf(buf, cap, "[");
+  for (int d = 0; d < s->rank && off < cap; d++)
+    off += (size_t)snprintf(buf + off, cap - off, d ? ", %lld" : "%lld", (long long)idx[d]);
+  if (off < cap) snprintf(buf + off, cap - off, "]");
+}
+
+typedef enum { CMP_EQ, CMP_ALMOST, CMP_CLOSE } cmp_kind;
+
+static hs_status *check_tensors(const hs_op *op, cmp_kind kind, const hs_tensor *actual, hs_dtype et,
+                                const hs_shape *es, const void *expected) {
+  if (actual->dtype != et || hs_shape_numel(&actual->shape) != hs_shape_numel(es))
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "actual and expected types differ");
+  int64_t minu = 0, maxu = 3;
+  if (kind == CMP_CLOSE) {
+    HS_RETURN_IF_ERROR(hs_op_get_int(op, "max_ulp_difference", false, 3, &maxu));
+    HS_RETURN_IF_ERROR(hs_op_get_int(op, "min_ulp_difference", false, 0, &minu));
+  }
+  int64_t n = hs_tensor_numel(actual);
+  bool is_float = hs_dtype_is_float(et);
+  int64_t bad = 0, first = -1;
+  uint64_t worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    bool ok;
+    if (!is_float) {
+      ok = hs_load_u64(et, actual->data, i) == hs_load_u64(et, expected, i);
+    } else if (kind == CMP_EQ) {
+      double a = hs_load_f64(et, actual->data, i), b = hs_load_f64(et, expected, i);
+      ok = a == b || (isnan(a) && isnan(b));
+    } else if (kind == CMP_ALMOST) {
+      ok = almost_eq(hs_load_f64(et, actual->data, i), hs_load_f64(et, expected, i));
+    } else {
+      uint64_t u = ulp_diff(et, actual->data, expected, i);
+      ok = u <= (uint64_t)maxu && u >= (uint64_t)minu;
+      if (!ok && u > worst) worst = u;
+    }
+    if (!ok) {
+      if (first < 0) first = i;
+      bad++;
+    }
+  }
+  if (!bad) return NULL;
+  char idx[160];
+  index_str(&actual->shape, first, idx, sizeof idx);
+  double a = hs_load_f64(et, actual->data, first), b = hs_load_f64(et, expected, first);
+  if (kind == CMP_CLOSE)
+    return hs_op_error(op, HS_FAILED_PRECONDITION,
+                       "%lld of %lld elements differ by more than %lld ULP (worst %llu); first at %s: "
+                       "actual %.9g, expected %.9g",
+                       (long long)bad, (long long)n, (long long)maxu, (unsigned long long)worst, idx, a, b);
+  return hs_op_error(op, HS_FAILED_PRECONDITION,
+                     "%lld of %lld elements differ; first at %s: actual %.17g, expected %.17g",
+                     (long long)bad, (long long)n, idx, a, b);
+}
+
+static cmp_kind check_kind(const char *target) {
+  if (strstr(target, "almost_eq")) return CMP_ALMOST;
+  if (strstr(target, "close")) return CMP_CLOSE;
+  return CMP_EQ;
+}
+
+static const char *check_target(const hs_op *op) {
+  if (strcmp(op->name, "stablehlo.custom_call") == 0) {
+    const hs_attr *a = hs_op_attr(op, "call_target_name");
+    return a && a->kind == HS_ATTR_STRING ? a->u.str.s : "";
+  }
+  return op->name;
+}
+
+static bool is_const_check(const char *target) {
+  size_t n = strlen(target);
+  return n > 6 && strcmp(target + n - 6, "_const") == 0;
+}
+
+static hs_status *prep_check(hs_op *op, hs_arena *a) {
+  const char *t = check_target(op);
+  if (strncmp(t, "check.", 6) != 0)
+    return hs_op_error(op, HS_UNIMPLEMENTED, "unsupported custom_call target '%s'", t);
+  if (strcmp(t, "check.expect_serialized_eq") == 0)
+    return hs_op_error(op, HS_UNIMPLEMENTED, "check.expect_serialized_eq needs probe files");
+  if (is_const_check(t)) {
+    const hs_attr *v = hs_op_attr(op, "value");
+    if (op->n_operands != 1 || !v || v->kind != HS_ATTR_DENSE)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "expects one operand and a dense 'value'");
+  } else if (op->n_operands != 2) {
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "expects two operands (actual, expected)");
+  }
+  if (strcmp(t, "check.eq") == 0 && (op->n_results != 1 || op->results[0]->type.dtype != HS_PRED))
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "check.eq returns one i1");
+  else if (strcmp(t, "check.eq") != 0 && op->n_results != 0)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "check ops return nothing");
+  return NULL;
+}
+
+static hs_status *run_check(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
+  const char *t = check_target(op);
+  cmp_kind k = check_kind(t);
+  if (is_const_check(t)) {
+    const hs_attr *v = hs_op_attr(op, "value");
+    return check_tensors(op, k, &in[0], v->u.dense.type.dtype, &v->u.dense.type.shape, v->u.dense.data);
+  }
+  hs_status *st = check_tensors(op, k, &in[0], in[1].dtype, &in[1].shape, in[1].data);
+  if (strcmp(t, "check.eq") == 0) {
+    *(uint8_t *)out[0].data = st == NULL;
+    hs_status_free(st);
+    return NULL;
+  }
+  return st;
+}
+
+static const hs_kernel builtin_kernels[] = {
+    {"stablehlo.constant", prep_constant, NULL},
+    {"func.call", prep_call, run_call},
+    {"func.return", prep_terminator, run_terminator},
+    {"stablehlo.return", prep_terminator, run_terminator},
+    {"stablehlo.while", prep_while, run_while},
+    {"stablehlo.if", prep_if_case, run_if},
+    {"stablehlo.case", prep_if_case, run_case},
+    {"stablehlo.custom_call", prep_check, run_check},
+    {"check.expect_eq", prep_check, run_check},
+    {"check.expect_eq_const", prep_check, run_check},
+    {"check.expect_almost_eq", prep_check, run_check},
+    {"check.expect_almost_eq_const", prep_check, run_check},
+    {"check.expect_close", prep_check, run_check},
+    {"check.expect_serialized_eq", prep_check, run_check},
+    {NULL, NULL, NULL},
+};
+
+const hs_kernel *const hs_kernels_builtin = builtin_kernels;

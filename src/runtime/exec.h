@@ -1,0 +1,44 @@
+/*
+ * exec.h - compiling and executing functions of a parsed module (internal).
+ *
+ * Compiling binds every op to its kernel (or to a control-flow builtin here
+ * in exec.c), runs the kernels' prepare() and computes, per block, which
+ * values die after which op.  Executing walks a function's ops in order with
+ * one frame slot per value id; results of each op are allocated from the
+ * frame's buffers and released after their last use, so peak memory follows
+ * the live set, not the program size.
+ */
+#ifndef HLOSERVE_RUNTIME_EXEC_H
+#define HLOSERVE_RUNTIME_EXEC_H
+
+#include "hloserve/status.h"
+#include "hloserve/tensor.h"
+#include "runtime/ir.h"
+
+typedef struct hs_threadpool hs_threadpool;
+
+typedef struct hs_compiled {
+  hs_module *module;     /* owned */
+  hs_arena arena;        /* kernel states and liveness tables */
+} hs_compiled;
+
+/* Takes ownership of m (also on failure). */
+hs_status *hs_compile_module(hs_module *m, hs_compiled **out);
+void hs_compiled_free(hs_compiled *c);
+
+typedef struct hs_exec_options {
+  hs_threadpool *pool; /* may be NULL: run everything on the calling thread */
+} hs_exec_options;
+
+/* Runs function f of c with the given arguments (borrowed; dtype and shape
+ * must match f's argument types).  Results: for each i, if results[i].data
+ * is NULL the runtime mallocs a buffer (free it with free()); otherwise it
+ * must point to hs_tensor_nbytes() of the result type and is filled. */
+hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, int n_args,
+                      hs_tensor *results, int n_results, const hs_exec_options *opt);
+
+/* Memory statistics of the calling thread's last hs_execute (for benchmarks
+ * and tests): peak bytes of live intermediate buffers. */
+size_t hs_exec_last_peak_bytes(void);
+
+#endif
