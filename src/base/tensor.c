@@ -122,6 +122,7 @@ static uint16_t round_to_small_float(double d, int man_bits, int exp_bits) {
   double quantum = ldexp(1.0, unb - man_bits);
   double q = nearbyint(a / quantum); /* round half even (default mode) */
   double r = q * quantum;
+  if (r == 0) return sign; /* underflow to zero */
   /* Rounding may carry past the largest finite value. */
   if (r > ldexp(2.0 - ldexp(1.0, -man_bits), bias)) return sign | inf;
   int e2;
