@@ -61,6 +61,13 @@ hs_status *hs_program_run(hs_program *p, const hs_tensor *inputs, int n_inputs, 
 /* Peak bytes of intermediate buffers in the calling thread's last run. */
 size_t hs_program_last_peak_bytes(void);
 
+typedef struct hs_program_memory {
+  size_t weights_bytes;  /* bound weights */
+  size_t arena_bytes;    /* the planned arena of the entry function */
+  size_t max_live_bytes; /* the largest set of simultaneously live intermediates */
+} hs_program_memory;
+void hs_program_memory_info(const hs_program *p, hs_program_memory *m);
+
 /* Self-checking programs (the conformance format): runs every public
  * function without arguments in every `// -----` part of the file.  Returns
  * NULL when all checks hold; HS_FAILED_PRECONDITION when a check fails; any

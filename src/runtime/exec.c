@@ -16,6 +16,15 @@
  *
  * Regions (while/if/case bodies, reducers, comparators) run on the enclosing
  * function's frame because they may read values defined outside them.
+ *
+ * Memory plan: shapes are static, so at compile time every result of a
+ * function's top-level block gets an offset in that function's arena, packed
+ * by live interval (greedy, largest first).  A call's frame - slot arrays and
+ * arena - is carved from an execution stack whose high-water mark is also
+ * known at compile time, and stacks are pooled per compiled module.  So a
+ * steady-state execution allocates nothing for the top-level values; only
+ * values inside regions (loop bodies, unrecognised reducer bodies) and the
+ * results handed to the caller are malloc'd.
  */
 #include "runtime/exec.h"
 
@@ -34,7 +43,26 @@ typedef struct frame {
   hs_tensor *slots;
   unsigned char *own; /* 1 when slots[i].data is a malloc'd buffer we must free */
   int n;
+  char *arena;        /* planned buffers of the function's top-level values */
+  const int64_t *value_off; /* per value id: offset in arena, or -1 */
 } frame;
+
+/* Per function, computed at compile time. */
+typedef struct func_plan {
+  int64_t *value_off; /* per value id: arena offset, -1 = allocated at run time */
+  size_t arena_bytes;
+  size_t max_live_bytes; /* the largest set of simultaneously live values */
+  size_t frame_bytes; /* slots + own flags + arena, each 64-byte aligned */
+  size_t need;        /* frame_bytes plus the deepest chain of callees */
+  int state;          /* 0 unvisited, 1 visiting, 2 done (for `need`) */
+} func_plan;
+
+/* A pooled execution stack. */
+typedef struct exec_stack {
+  struct exec_stack *next;
+  size_t size, top;
+  _Alignas(64) char data[];
+} exec_stack;
 
 struct hs_exec_ctx {
   hs_compiled *c;
@@ -44,6 +72,7 @@ struct hs_exec_ctx {
   void **scratch;      /* buffers handed out by hs_exec_scratch during one kernel */
   int n_scratch, cap_scratch;
   size_t live_bytes, peak_bytes;
+  exec_stack *stack;
 };
 
 typedef struct block_plan {
@@ -53,6 +82,12 @@ typedef struct block_plan {
 
 static _Thread_local size_t last_peak_bytes;
 size_t hs_exec_last_peak_bytes(void) { return last_peak_bytes; }
+
+void hs_exec_plan_info(const hs_func *f, size_t *arena_bytes, size_t *max_live_bytes) {
+  const func_plan *fp = f->plan;
+  *arena_bytes = fp ? fp->arena_bytes : 0;
+  *max_live_bytes = fp ? fp->max_live_bytes : 0;
+}
 
 /* ------------------------------------------------------------ buffers */
 
@@ -202,6 +237,122 @@ static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *
   return NULL;
 }
 
+
+/* ---- memory plan ---------------------------------------------------------- */
+
+typedef struct interval {
+  int id;
+  int start, end; /* op indices, inclusive */
+  size_t size, off;
+} interval;
+
+static int by_size_desc(const void *a, const void *b) {
+  const interval *x = a, *y = b;
+  if (x->size != y->size) return x->size < y->size ? 1 : -1;
+  return x->start - y->start;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Places the top-level block's values.  `last` holds each value's last use
+ * (from compile_region). */
+static hs_status *plan_function(hs_compiled *c, hs_func *f, const int *last) {
+  func_plan *fp = hs_arena_calloc(&c->arena, 1, sizeof(*fp));
+  int64_t *off = hs_arena_alloc(&c->arena, sizeof(int64_t) * ((size_t)f->n_values + 1));
+  if (!fp || !off) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory planning @%s", f->name);
+  for (int i = 0; i <= f->n_values; i++) off[i] = -1;
+  const hs_block *b = f->body->blocks[0];
+  int n = 0;
+  for (int i = 0; i < b->n_ops; i++) n += b->ops[i]->n_results;
+  interval *iv = malloc(sizeof(interval) * ((size_t)n + 1));
+  interval **placed = malloc(sizeof(interval *) * ((size_t)n + 1));
+  if (!iv || !placed) {
+    free(iv);
+    free(placed);
+    return hs_status_new(HS_OUT_OF_MEMORY, "out of memory planning @%s", f->name);
+  }
+  n = 0;
+  for (int i = 0; i < b->n_ops; i++) {
+    const hs_op *op = b->ops[i];
+    if (op->kernel && op->kernel->run == NULL) continue; /* constants point at their payload */
+    for (int j = 0; j < op->n_results; j++) {
+      const hs_value *v = op->results[j];
+      hs_tensor t = tensor_of_type(&v->type);
+      iv[n].id = v->id;
+      iv[n].start = i;
+      iv[n].end = last[v->id] > i ? last[v->id] : i;
+      iv[n].size = align64(hs_tensor_nbytes(&t));
+      if (iv[n].size == 0) iv[n].size = 64;
+      n++;
+    }
+  }
+  qsort(iv, (size_t)n, sizeof(interval), by_size_desc);
+  size_t total = 0;
+  int n_placed = 0;
+  for (int k = 0; k < n; k++) {
+    /* Lowest offset that does not collide with a placed, time-overlapping value. */
+    size_t best = 0;
+    for (;;) {
+      bool moved = false;
+      for (int p = 0; p < n_placed; p++) {
+        const interval *q = placed[p];
+        if (q->end < iv[k].start || q->start > iv[k].end) continue;
+        if (q->off < best + iv[k].size && best < q->off + q->size) {
+          best = q->off + q->size;
+          moved = true;
+        }
+      }
+      if (!moved) break;
+    }
+    iv[k].off = best;
+    placed[n_placed++] = &iv[k];
+    if (best + iv[k].size > total) total = best + iv[k].size;
+  }
+  for (int k = 0; k < n; k++) off[iv[k].id] = (int64_t)iv[k].off;
+  size_t max_live = 0;
+  for (int t = 0; t < b->n_ops; t++) {
+    size_t live = 0;
+    for (int k = 0; k < n; k++)
+      if (iv[k].start <= t && t <= iv[k].end) live += iv[k].size;
+    if (live > max_live) max_live = live;
+  }
+  fp->max_live_bytes = max_live;
+  free(iv);
+  free(placed);
+  fp->value_off = off;
+  fp->arena_bytes = total;
+  fp->frame_bytes = align64(sizeof(hs_tensor) * ((size_t)f->n_values + 1)) + align64((size_t)f->n_values + 1) +
+                    total;
+  f->plan = fp;
+  return NULL;
+}
+
+static void collect_callees(const hs_region *r, size_t *need, hs_compiled *c);
+
+static size_t func_need(hs_compiled *c, hs_func *f) {
+  func_plan *fp = f->plan;
+  if (fp->state == 2) return fp->need;
+  if (fp->state == 1) return 0; /* recursion: deeper frames fall back to malloc */
+  fp->state = 1;
+  size_t deepest = 0;
+  collect_callees(f->body, &deepest, c);
+  fp->need = fp->frame_bytes + deepest;
+  fp->state = 2;
+  return fp->need;
+}
+
+static void collect_callees(const hs_region *r, size_t *need, hs_compiled *c) {
+  for (int bi = 0; bi < r->n_blocks; bi++)
+    for (int i = 0; i < r->blocks[bi]->n_ops; i++) {
+      const hs_op *op = r->blocks[bi]->ops[i];
+      if (strcmp(op->name, "func.call") == 0 && op->kernel_state) {
+        size_t n = func_need(c, (hs_func *)op->kernel_state);
+        if (n > *need) *need = n;
+      }
+      for (int k = 0; k < op->n_regions; k++) collect_callees(op->regions[k], need, c);
+    }
+}
+
 hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
   *out = NULL;
   hs_compiled *c = calloc(1, sizeof(*c));
@@ -211,6 +362,7 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
   }
   c->module = m;
   hs_arena_init(&c->arena, 16384);
+  pthread_mutex_init(&c->stacks_mu, NULL);
   for (int i = 0; i < m->n_funcs; i++) {
     hs_func *f = m->funcs[i];
     int *last = malloc(((size_t)f->n_values + 1) * sizeof(int));
@@ -219,11 +371,16 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
       return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
     }
     hs_status *st = compile_region(c, f, f->body, last);
+    if (!st) st = plan_function(c, f, last);
     free(last);
     if (st) {
       hs_compiled_free(c);
       return st;
     }
+  }
+  for (int i = 0; i < m->n_funcs; i++) {
+    size_t need = func_need(c, m->funcs[i]);
+    if (need > c->stack_bytes) c->stack_bytes = need;
   }
   *out = c;
   return NULL;
@@ -231,6 +388,12 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
 
 void hs_compiled_free(hs_compiled *c) {
   if (!c) return;
+  for (exec_stack *s = c->free_stacks; s;) {
+    exec_stack *n = s->next;
+    free(s);
+    s = n;
+  }
+  pthread_mutex_destroy(&c->stacks_mu);
   hs_arena_free(&c->arena);
   hs_module_free(c->module);
   free(c);
@@ -308,13 +471,19 @@ static hs_status *run_op(hs_exec_ctx *ctx, const hs_op *op) {
   for (int i = 0; i < op->n_results; i++) {
     int id = op->results[i]->id;
     hs_tensor t = tensor_of_type(&op->results[i]->type);
-    t.data = buf_alloc(ctx, hs_tensor_nbytes(&t));
-    if (!t.data) {
-      st = hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory for result %d", i);
-      goto done;
+    int64_t off = fr->value_off ? fr->value_off[id] : -1;
+    if (off >= 0) {
+      t.data = fr->arena + off;
+      fr->own[id] = 0;
+    } else {
+      t.data = buf_alloc(ctx, hs_tensor_nbytes(&t));
+      if (!t.data) {
+        st = hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory for result %d", i);
+        goto done;
+      }
+      fr->own[id] = 1;
     }
     fr->slots[id] = t;
-    fr->own[id] = 1;
     out[i] = t;
   }
   int keep = ctx->n_scratch;
@@ -400,15 +569,29 @@ static hs_status *call_func(hs_exec_ctx *ctx, const hs_func *f, const hs_tensor 
   for (int i = 0; i < n_args; i++)
     HS_RETURN_IF_ERROR(hs_status_annotate(check_arg(f->body->blocks[0]->args[i], &args[i], "argument", i),
                                           "@%s", f->name));
+  const func_plan *fp = f->plan;
   frame fr;
   fr.n = f->n_values;
-  fr.slots = calloc((size_t)fr.n + 1, sizeof(hs_tensor));
-  fr.own = calloc((size_t)fr.n + 1, 1);
-  if (!fr.slots || !fr.own) {
-    free(fr.slots);
-    free(fr.own);
-    return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+  char *block = NULL, *heap = NULL;
+  exec_stack *stk = ctx->stack;
+  size_t saved_top = stk ? stk->top : 0;
+  if (stk && stk->size - stk->top >= fp->frame_bytes) {
+    block = stk->data + stk->top;
+    stk->top += fp->frame_bytes;
+  } else { /* recursion deeper than planned */
+    if (posix_memalign((void **)&heap, 64, fp->frame_bytes ? fp->frame_bytes : 64) != 0)
+      return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+    block = heap;
   }
+  size_t slots_bytes = align64(sizeof(hs_tensor) * ((size_t)fr.n + 1));
+  fr.slots = (hs_tensor *)block;
+  fr.own = (unsigned char *)block + slots_bytes;
+  fr.arena = block + slots_bytes + align64((size_t)fr.n + 1);
+  fr.value_off = fp->value_off;
+  memset(fr.slots, 0, sizeof(hs_tensor) * ((size_t)fr.n + 1));
+  memset(fr.own, 0, (size_t)fr.n + 1);
+  ctx->live_bytes += fp->arena_bytes;
+  if (ctx->live_bytes > ctx->peak_bytes) ctx->peak_bytes = ctx->live_bytes;
   frame *saved = ctx->fr;
   ctx->fr = &fr;
   ctx->depth++;
@@ -416,9 +599,32 @@ static hs_status *call_func(hs_exec_ctx *ctx, const hs_func *f, const hs_tensor 
   ctx->depth--;
   for (int i = 0; i < fr.n; i++) slot_release(ctx, i); /* after an error, whatever is left */
   ctx->fr = saved;
-  free(fr.slots);
-  free(fr.own);
+  ctx->live_bytes -= fp->arena_bytes;
+  if (stk) stk->top = saved_top;
+  free(heap);
   return st;
+}
+
+static exec_stack *stack_get(hs_compiled *c) {
+  pthread_mutex_lock(&c->stacks_mu);
+  exec_stack *s = c->free_stacks;
+  if (s) c->free_stacks = s->next;
+  pthread_mutex_unlock(&c->stacks_mu);
+  if (!s) {
+    if (posix_memalign((void **)&s, 64, sizeof(exec_stack) + c->stack_bytes) != 0) return NULL;
+    s->size = c->stack_bytes;
+  }
+  s->top = 0;
+  s->next = NULL;
+  return s;
+}
+
+static void stack_put(hs_compiled *c, exec_stack *s) {
+  if (!s) return;
+  pthread_mutex_lock(&c->stacks_mu);
+  s->next = c->free_stacks;
+  c->free_stacks = s;
+  pthread_mutex_unlock(&c->stacks_mu);
 }
 
 hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, int n_args,
@@ -436,7 +642,9 @@ hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, i
         return hs_status_new(HS_INVALID_ARGUMENT, "result %d: caller buffer has the wrong type", i);
     }
   }
+  ctx.stack = stack_get(c); /* NULL on OOM: frames then fall back to malloc */
   hs_status *st = call_func(&ctx, f, args, n_args, results, n_results);
+  stack_put(c, ctx.stack);
   if (st)
     for (int i = 0; i < n_results && i < 64; i++)
       if (!caller_bufs[i]) {

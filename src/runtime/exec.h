@@ -11,6 +11,8 @@
 #ifndef HLOSERVE_RUNTIME_EXEC_H
 #define HLOSERVE_RUNTIME_EXEC_H
 
+#include <pthread.h>
+
 #include "hloserve/status.h"
 #include "hloserve/tensor.h"
 #include "runtime/ir.h"
@@ -19,7 +21,10 @@ typedef struct hs_threadpool hs_threadpool;
 
 typedef struct hs_compiled {
   hs_module *module;     /* owned */
-  hs_arena arena;        /* kernel states and liveness tables */
+  hs_arena arena;        /* kernel states, liveness tables and memory plans */
+  pthread_mutex_t stacks_mu;
+  void *free_stacks;     /* pooled execution stacks (exec.c) */
+  size_t stack_bytes;    /* high-water mark of the deepest call chain */
 } hs_compiled;
 
 /* Takes ownership of m (also on failure). */
@@ -40,5 +45,9 @@ hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, i
 /* Memory statistics of the calling thread's last hs_execute (for benchmarks
  * and tests): peak bytes of live intermediate buffers. */
 size_t hs_exec_last_peak_bytes(void);
+
+/* The memory plan of f's top-level block: arena size and the largest set of
+ * simultaneously live values (a lower bound for any plan). */
+void hs_exec_plan_info(const hs_func *f, size_t *arena_bytes, size_t *max_live_bytes);
 
 #endif

@@ -172,6 +172,7 @@ typedef struct hs_func {
   hs_region *body;      /* block 0's args are the function arguments */
   int n_values;         /* ids in [0, n_values) */
   hs_loc loc;
+  void *plan;           /* filled by the compiler (exec.c): memory plan */
 } hs_func;
 
 typedef struct hs_module {
@@ -191,6 +192,14 @@ hs_status *hs_parse_module(const char *text, size_t len, const char *filename,
                            hs_module **out);
 void hs_module_free(hs_module *m);
 
+/* Frees what hs_parse_parts returned: each module, then the array. */
+void hs_parse_parts_free(hs_module **parts, int n);
+
+/* Splat constants (dense<1.0> : tensor<HUGE>) are materialised; this caps the
+ * bytes one may expand to (default 16 GiB; the fuzzer lowers it).  Exceeding
+ * it is HS_RESOURCE_EXHAUSTED.  Process-wide; set it before parsing. */
+void hs_parse_set_max_splat_bytes(size_t max_bytes);
+
 /* Splits text on lines `// -----` and parses each part as its own module
  * (locations stay relative to the whole file).  On success *parts is a
  * malloc'd array of *n modules (free each, then the array). */
@@ -207,8 +216,11 @@ const hs_attr *hs_dict_get(const hs_attr *dict_or_struct, const char *name);
  * has the wrong kind. */
 hs_status *hs_op_get_int(const hs_op *op, const char *name, bool required,
                          int64_t dflt, int64_t *out);
-/* Accepts INTS, an ARRAY of INTs, or DENSE with an integer dtype (flattened).
- * *out points into the module arena; *n receives the count. */
+/* Accepts INTS, an empty ARRAY, or an i64 DENSE (flattened).  The parser
+ * turns every all-integer array into INTS and widens integer DENSE attributes
+ * (except constants' `value`) to i64, so every integer list arrives in one of
+ * these forms.  *out points into the module arena; *n receives the count (an
+ * absent optional attribute gives *out = NULL, *n = 0). */
 hs_status *hs_op_get_ints(const hs_op *op, const char *name, bool required,
                           const int64_t **out, int *n);
 /* For ENUM attributes: the enum word ("GT", "FLOAT", "DEFAULT"). */

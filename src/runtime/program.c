@@ -224,6 +224,12 @@ hs_status *hs_program_run(hs_program *p, const hs_tensor *inputs, int n_inputs, 
 
 size_t hs_program_last_peak_bytes(void) { return hs_exec_last_peak_bytes(); }
 
+void hs_program_memory_info(const hs_program *p, hs_program_memory *m) {
+  m->weights_bytes = 0;
+  for (int i = 0; i < p->n_bound; i++) m->weights_bytes += hs_tensor_nbytes(&p->bound[i]);
+  hs_exec_plan_info(p->entry, &m->arena_bytes, &m->max_live_bytes);
+}
+
 /* ---- self-checking files ------------------------------------------------ */
 
 hs_status *hs_check_file(const char *path) {

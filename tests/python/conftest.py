@@ -30,5 +30,5 @@ def venv_python() -> str:
 
 @pytest.fixture(scope="session")
 def build_dir() -> Path:
-    """The CMake build folder to test against: $HS_BINARY_DIR, else <repo>/build."""
-    return Path(os.environ.get("HS_BINARY_DIR", REPO_ROOT / "build"))
+    """The CMake build folder to test against: $HS_BUILD_DIR, else <repo>/build."""
+    return Path(os.environ.get("HS_BUILD_DIR", REPO_ROOT / "build"))

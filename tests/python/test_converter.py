@@ -570,7 +570,7 @@ def test_hloserve_runtime_matches_xla(small_conversion, build_dir, tmp_path, sta
     (unsupported op), a failure when it runs it and gets other numbers."""
     exe = build_dir / "hloserve"
     if not exe.is_file():
-        pytest.skip(f"no hloserve binary at {exe} (set HS_BINARY_DIR)")
+        pytest.skip(f"no hloserve binary at {exe} (set HS_BUILD_DIR)")
     from hloserve_export import xla_run
     out, _ = small_conversion
     folder = out / stage
