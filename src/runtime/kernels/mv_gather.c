@@ -1,0 +1,258 @@
+/*
+ * mv_gather.c - stablehlo.gather with the full dimension numbers of the spec
+ * (offset_dims, collapsed_slice_dims, operand_batching_dims,
+ * start_indices_batching_dims, start_index_map, index_vector_dim; an
+ * index_vector_dim equal to the indices' rank means a trailing dim of size 1).
+ *
+ * A gather is a loop over the result's batch positions (the result dims that
+ * are not offset dims, one per non-index-vector dim of start_indices); each
+ * position reads one start vector, clamps it so that the slice fits in the
+ * operand (the spec's clamp), adds the batching indices, and copies one
+ * window - the slice with collapsed and batching dims dropped - into the
+ * result at the offset dims.  That window copy is a fixed box (the operand's
+ * strides on one side, the result's offset-dim strides on the other), built
+ * and simplified once at prepare time, so an embedding lookup becomes one
+ * memcpy per looked-up row.  Batch positions split across threads.
+ */
+#include <string.h>
+
+#include "runtime/kernels/mv_common.h"
+
+typedef struct gather_state {
+  int op_rank, idx_rank;
+  int64_t ivd;                    /* index_vector_dim */
+  int64_t ivd_stride;             /* stride of the index vector in start_indices (0 if none) */
+  int nk;                         /* index vector length */
+  int64_t start_map[HS_MAX_RANK]; /* operand dim of each index vector element */
+  int nb;                         /* batch dims */
+  int64_t batch_size[HS_MAX_RANK];
+  int64_t batch_idx_stride[HS_MAX_RANK]; /* start_indices stride of batch dim k */
+  int64_t batch_res_stride[HS_MAX_RANK]; /* result stride of batch dim k */
+  int nbatching;
+  int64_t op_batching[HS_MAX_RANK];  /* operand dim ... */
+  int batching_pos[HS_MAX_RANK];     /* ... takes batch index k */
+  int64_t op_dims[HS_MAX_RANK], op_stride[HS_MAX_RANK], slice[HS_MAX_RANK];
+  int64_t nbatch;                    /* product of batch sizes */
+  int64_t window_numel;
+  hs_mv_box window;
+  bool empty_slice;                  /* a zero slice size: nothing can be read */
+} gather_state;
+
+static bool in_list(const int64_t *v, int n, int64_t x) {
+  for (int i = 0; i < n; i++)
+    if (v[i] == x) return true;
+  return false;
+}
+
+/* Checks that a dims list is sorted (when asked), unique and inside [0, bound). */
+static hs_status *check_dims(const hs_op *op, const char *what, const int64_t *v, int n,
+                             int64_t bound, bool sorted) {
+  for (int i = 0; i < n; i++) {
+    if (v[i] < 0 || v[i] >= bound)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "%s[%d] = %lld out of range [0, %lld)", what, i,
+                         (long long)v[i], (long long)bound);
+    for (int j = 0; j < i; j++)
+      if (v[j] == v[i] || (sorted && v[j] > v[i]))
+        return hs_op_error(op, HS_INVALID_ARGUMENT, "%s must be sorted and unique", what);
+  }
+  return NULL;
+}
+
+hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
+  const hs_type *ot, *it, *rt;
+  HS_RETURN_IF_ERROR(hs_mv_operand_type(op, 0, &ot));
+  HS_RETURN_IF_ERROR(hs_mv_operand_type(op, 1, &it));
+  HS_RETURN_IF_ERROR(hs_mv_result_type(op, 0, &rt));
+  if (op->n_operands != 2 || op->n_results != 1)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "expects 2 operands and 1 result");
+  if (ot->dtype != rt->dtype || hs_dtype_size(ot->dtype) == 0)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "result dtype must equal the operand dtype");
+  if (!hs_dtype_is_int(it->dtype))
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "start_indices must have an integer type");
+  const hs_attr *dn = hs_op_attr(op, "dimension_numbers");
+  if (!dn) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing attribute 'dimension_numbers'");
+  const int64_t *offset_dims = NULL, *collapsed = NULL, *op_batching = NULL, *idx_batching = NULL,
+                *start_map = NULL, *slice = NULL;
+  int n_off = 0, n_col = 0, n_obat = 0, n_ibat = 0, n_map = 0, n_slice = 0;
+  int64_t ivd = 0;
+  HS_RETURN_IF_ERROR(hs_struct_get_ints(op, dn, "offset_dims", false, &offset_dims, &n_off));
+  HS_RETURN_IF_ERROR(hs_struct_get_ints(op, dn, "collapsed_slice_dims", false, &collapsed, &n_col));
+  HS_RETURN_IF_ERROR(hs_struct_get_ints(op, dn, "operand_batching_dims", false, &op_batching, &n_obat));
+  HS_RETURN_IF_ERROR(
+      hs_struct_get_ints(op, dn, "start_indices_batching_dims", false, &idx_batching, &n_ibat));
+  HS_RETURN_IF_ERROR(hs_struct_get_ints(op, dn, "start_index_map", false, &start_map, &n_map));
+  HS_RETURN_IF_ERROR(hs_struct_get_int(op, dn, "index_vector_dim", false, 0, &ivd));
+  HS_RETURN_IF_ERROR(hs_op_get_ints(op, "slice_sizes", true, &slice, &n_slice));
+
+  int orank = ot->shape.rank, irank = it->shape.rank, rrank = rt->shape.rank;
+  if (ivd < 0 || ivd > irank)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "index_vector_dim %lld out of range", (long long)ivd);
+  int64_t nk = ivd < irank ? it->shape.dims[ivd] : 1;
+  int nb = ivd < irank ? irank - 1 : irank;
+  if (n_slice != orank)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "slice_sizes needs %d entries", orank);
+  if (n_map != nk)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "start_index_map has %d entries, index vector %lld",
+                       n_map, (long long)nk);
+  if (n_obat != n_ibat)
+    return hs_op_error(op, HS_INVALID_ARGUMENT,
+                       "operand_batching_dims and start_indices_batching_dims differ in length");
+  if (rrank != nb + n_off)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "result rank %d != %d batch + %d offset dims", rrank,
+                       nb, n_off);
+  HS_RETURN_IF_ERROR(check_dims(op, "offset_dims", offset_dims, n_off, rrank, true));
+  HS_RETURN_IF_ERROR(check_dims(op, "collapsed_slice_dims", collapsed, n_col, orank, true));
+  HS_RETURN_IF_ERROR(check_dims(op, "operand_batching_dims", op_batching, n_obat, orank, true));
+  HS_RETURN_IF_ERROR(check_dims(op, "start_index_map", start_map, n_map, orank, false));
+  HS_RETURN_IF_ERROR(check_dims(op, "start_indices_batching_dims", idx_batching, n_ibat, irank, false));
+  for (int i = 0; i < n_ibat; i++)
+    if (idx_batching[i] == ivd)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "start_indices_batching_dims contains index_vector_dim");
+  for (int i = 0; i < n_obat; i++)
+    if (in_list(collapsed, n_col, op_batching[i]) || in_list(start_map, n_map, op_batching[i]))
+      return hs_op_error(op, HS_INVALID_ARGUMENT,
+                         "operand_batching_dims overlaps collapsed_slice_dims or start_index_map");
+  for (int d = 0; d < orank; d++) {
+    if (slice[d] < 0 || slice[d] > ot->shape.dims[d])
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "slice_sizes[%d] = %lld does not fit dim %lld", d,
+                         (long long)slice[d], (long long)ot->shape.dims[d]);
+    if ((in_list(collapsed, n_col, d) || in_list(op_batching, n_obat, d)) && slice[d] > 1)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "slice_sizes[%d] of a collapsed/batching dim must be <= 1", d);
+  }
+
+  gather_state *st = hs_arena_calloc(arena, 1, sizeof *st);
+  if (!st) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+  st->op_rank = orank;
+  st->idx_rank = irank;
+  st->ivd = ivd;
+  st->nk = (int)nk;
+  int64_t ist[HS_MAX_RANK], rst[HS_MAX_RANK];
+  hs_mv_strides(&it->shape, ist);
+  hs_mv_strides(&rt->shape, rst);
+  hs_mv_strides(&ot->shape, st->op_stride);
+  st->ivd_stride = ivd < irank ? ist[ivd] : 0;
+  for (int j = 0; j < n_map; j++) st->start_map[j] = start_map[j];
+  for (int d = 0; d < orank; d++) {
+    st->op_dims[d] = ot->shape.dims[d];
+    st->slice[d] = slice[d];
+    if (slice[d] == 0) st->empty_slice = true;
+  }
+  /* Batch dims: result dims not in offset_dims <-> start_indices dims but ivd. */
+  st->nb = nb;
+  st->nbatch = 1;
+  int k = 0, idim = 0;
+  for (int d = 0; d < rrank; d++) {
+    if (in_list(offset_dims, n_off, d)) continue;
+    if (idim == ivd) idim++;
+    if (rt->shape.dims[d] != it->shape.dims[idim])
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "result batch dim %d has size %lld, indices %lld", d,
+                         (long long)rt->shape.dims[d], (long long)it->shape.dims[idim]);
+    st->batch_size[k] = rt->shape.dims[d];
+    st->batch_idx_stride[k] = ist[idim];
+    st->batch_res_stride[k] = rst[d];
+    st->nbatch *= rt->shape.dims[d];
+    k++;
+    idim++;
+  }
+  st->nbatching = n_obat;
+  for (int i = 0; i < n_obat; i++) {
+    st->op_batching[i] = op_batching[i];
+    st->batching_pos[i] = (int)(idx_batching[i] - (idx_batching[i] > ivd ? 1 : 0));
+    if (it->shape.dims[idx_batching[i]] != ot->shape.dims[op_batching[i]])
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "batching dims %lld/%lld differ in size",
+                         (long long)op_batching[i], (long long)idx_batching[i]);
+  }
+  /* The window: operand dims that are neither collapsed nor batching, paired
+   * in order with offset_dims. */
+  hs_mv_box *w = &st->window;
+  int o = 0;
+  for (int d = 0; d < orank; d++) {
+    if (in_list(collapsed, n_col, d) || in_list(op_batching, n_obat, d)) continue;
+    if (o >= n_off)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "more window dims than offset_dims");
+    if (rt->shape.dims[offset_dims[o]] != slice[d])
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "result offset dim %lld has size %lld, slice %lld",
+                         (long long)offset_dims[o], (long long)rt->shape.dims[offset_dims[o]],
+                         (long long)slice[d]);
+    w->dims[w->rank] = slice[d];
+    w->src_stride[w->rank] = st->op_stride[d];
+    w->dst_stride[w->rank] = rst[offset_dims[o]];
+    w->rank++;
+    o++;
+  }
+  if (o != n_off) return hs_op_error(op, HS_INVALID_ARGUMENT, "fewer window dims than offset_dims");
+  st->window_numel = hs_mv_box_simplify(w);
+  op->kernel_state = st;
+  return NULL;
+}
+
+typedef struct gather_job {
+  const gather_state *st;
+  const hs_tensor *operand, *indices;
+  hs_tensor *result;
+} gather_job;
+
+static void gather_range(void *arg, int64_t p0, int64_t p1) {
+  const gather_job *j = arg;
+  const gather_state *st = j->st;
+  const size_t es = hs_dtype_size(j->operand->dtype);
+  const char *opd = j->operand->data;
+  char *res = j->result->data;
+  const void *idx = j->indices->data;
+  hs_dtype idt = j->indices->dtype;
+  int64_t bi[HS_MAX_RANK];
+  int64_t ibase = 0, rbase = 0, rem = p0;
+  for (int k = st->nb - 1; k >= 0; k--) {
+    bi[k] = rem % st->batch_size[k];
+    rem /= st->batch_size[k];
+    ibase += bi[k] * st->batch_idx_stride[k];
+    rbase += bi[k] * st->batch_res_stride[k];
+  }
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t off = 0;
+    for (int jj = 0; jj < st->nk; jj++) {
+      int64_t d = st->start_map[jj];
+      int64_t s = hs_mv_load_index(idt, idx, ibase + jj * st->ivd_stride);
+      int64_t hi = st->op_dims[d] - st->slice[d];
+      if (s > hi) s = hi;
+      if (s < 0) s = 0;
+      off += s * st->op_stride[d];
+    }
+    for (int i = 0; i < st->nbatching; i++)
+      off += bi[st->batching_pos[i]] * st->op_stride[st->op_batching[i]];
+    if (st->window_numel == 1)
+      memcpy(res + rbase * (int64_t)es, opd + off * (int64_t)es, es);
+    else
+      hs_mv_box_copy(NULL, &st->window, opd + off * (int64_t)es, res + rbase * (int64_t)es, es);
+    for (int k = st->nb - 1; k >= 0; k--) {
+      if (++bi[k] < st->batch_size[k]) {
+        ibase += st->batch_idx_stride[k];
+        rbase += st->batch_res_stride[k];
+        break;
+      }
+      ibase -= (st->batch_size[k] - 1) * st->batch_idx_stride[k];
+      rbase -= (st->batch_size[k] - 1) * st->batch_res_stride[k];
+      bi[k] = 0;
+    }
+  }
+}
+
+hs_status *hs_mv_gather_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in,
+                            hs_tensor *out) {
+  const gather_state *st = op->kernel_state;
+  if (hs_tensor_numel(&out[0]) == 0) return NULL;
+  if (st->empty_slice) { /* only a collapsed dim can have size 0 here: no data to read */
+    memset(out[0].data, 0, hs_tensor_nbytes(&out[0]));
+    return NULL;
+  }
+  gather_job j = {st, &in[0], &in[1], &out[0]};
+  int64_t bytes = hs_tensor_numel(&out[0]) * (int64_t)hs_dtype_size(out[0].dtype);
+  if (ctx && st->nbatch > 1 && bytes >= ((int64_t)1 << 18)) {
+    int64_t per = st->window_numel * (int64_t)hs_dtype_size(out[0].dtype) + 64;
+    int64_t grain = ((int64_t)1 << 15) / per;
+    hs_exec_parallel_for(ctx, st->nbatch, grain < 1 ? 1 : grain, gather_range, &j);
+  } else {
+    gather_range(&j, 0, st->nbatch);
+  }
+  return NULL;
+}
