@@ -50,7 +50,7 @@ typedef struct hs_status hs_status;
 /* Creates a status with a printf-style message.  Never returns NULL for a
  * code other than HS_OK (HS_OK returns NULL). */
 hs_status *hs_status_new(hs_status_code code, const char *fmt, ...) HS_PRINTF(2, 3);
-hs_status *hs_status_newv(hs_status_code code, const char *fmt, va_list ap);
+hs_status *hs_status_newv(hs_status_code code, const char *fmt, va_list ap) HS_PRINTF(2, 0);
 
 /* Prepends "context: " to the message of st and returns st.  NULL stays NULL. */
 hs_status *hs_status_annotate(hs_status *st, const char *fmt, ...) HS_PRINTF(2, 3);

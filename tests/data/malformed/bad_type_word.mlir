@@ -1,0 +1,6 @@
+module @m {
+  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {
+    %0 = stablehlo.add %arg0, %arg0 : tensr<2xf32>
+    return %0 : tensor<2xf32>
+  }
+}

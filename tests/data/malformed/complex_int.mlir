@@ -1,0 +1,3 @@
+func.func @f(%a: tensor<2xcomplex<i32>>) {
+  func.return
+}

@@ -1,0 +1,3 @@
+module {
+  func.func private @ext(tensor<2xf32>) -> tensor<2xf32>
+}

@@ -1,0 +1,6 @@
+module @m {
+  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {
+    %0 = stablehlo.constant dense<0.0> : tensor<1048576x1048576x1048576xf32>
+    return %arg0 : tensor<2xf32>
+  }
+}

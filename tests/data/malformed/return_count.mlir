@@ -1,0 +1,5 @@
+module @m {
+  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {
+    return %arg0, %arg0 : tensor<2xf32>, tensor<2xf32>
+  }
+}
