@@ -32,8 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/threadpool.h"
+#include "runtime/fuse.h"
+#include "runtime/inline.h"
 #include "runtime/kernel.h"
 
 #define MAX_CALL_DEPTH 64
@@ -81,6 +84,63 @@ typedef struct block_plan {
 } block_plan;
 
 static _Thread_local size_t last_peak_bytes;
+
+/* ---- profile (HS_PROFILE=1): time per op name, printed to stderr at exit. */
+#define PROF_MAX 128
+typedef struct prof_entry {
+  char name[64]; /* a copy: the module that named it may be gone at exit */
+  double ms;
+  long calls;
+} prof_entry;
+static prof_entry prof[PROF_MAX];
+static int prof_n = -1; /* -1: not decided yet */
+static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int prof_cmp(const void *a, const void *b) {
+  double x = ((const prof_entry *)a)->ms, y = ((const prof_entry *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void prof_print(void) {
+  double total = 0;
+  for (int i = 0; i < prof_n; i++) total += prof[i].ms;
+  qsort(prof, (size_t)prof_n, sizeof prof[0], prof_cmp);
+  fprintf(stderr, "hloserve profile: %.1f ms in kernels\n", total);
+  for (int i = 0; i < prof_n; i++)
+    fprintf(stderr, "  %10.2f ms %5.1f%% %8ld  %s\n", prof[i].ms, 100 * prof[i].ms / (total > 0 ? total : 1),
+            prof[i].calls, prof[i].name);
+}
+
+static bool prof_enabled(void) {
+  if (prof_n < 0) {
+    pthread_mutex_lock(&prof_mu);
+    if (prof_n < 0) {
+      const char *e = getenv("HS_PROFILE");
+      prof_n = e && *e && strcmp(e, "0") != 0 ? 0 : -2;
+      if (prof_n == 0) atexit(prof_print);
+    }
+    pthread_mutex_unlock(&prof_mu);
+  }
+  return prof_n >= 0;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void prof_add(const char *name, double ms) {
+  pthread_mutex_lock(&prof_mu);
+  int i = 0;
+  while (i < prof_n && strncmp(prof[i].name, name, sizeof prof[i].name - 1) != 0) i++;
+  if (i == prof_n && prof_n < PROF_MAX) snprintf(prof[prof_n++].name, sizeof prof[0].name, "%s", name);
+  if (i < prof_n) {
+    prof[i].ms += ms;
+    prof[i].calls++;
+  }
+  pthread_mutex_unlock(&prof_mu);
+}
 size_t hs_exec_last_peak_bytes(void) { return last_peak_bytes; }
 
 void hs_exec_plan_info(const hs_func *f, size_t *arena_bytes, size_t *max_live_bytes) {
@@ -167,7 +227,7 @@ static void note_uses(const hs_op *op, const hs_region *r, int i, int *last) {
   }
 }
 
-static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last);
+static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last, bool top);
 
 static hs_status *compile_op(hs_compiled *c, hs_func *f, hs_op *op, int *last) {
   const hs_kernel *k = hs_kernel_lookup(op->name);
@@ -194,11 +254,11 @@ static hs_status *compile_op(hs_compiled *c, hs_func *f, hs_op *op, int *last) {
                          callee->name, callee->n_args, callee->n_results);
     op->kernel_state = (void *)callee;
   }
-  for (int i = 0; i < op->n_regions; i++) HS_RETURN_IF_ERROR(compile_region(c, f, op->regions[i], last));
+  for (int i = 0; i < op->n_regions; i++) HS_RETURN_IF_ERROR(compile_region(c, f, op->regions[i], last, false));
   return NULL;
 }
 
-static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last) {
+static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last, bool top) {
   if (r->n_blocks != 1) {
     hs_loc loc = r->n_blocks && r->blocks[0]->n_ops ? r->blocks[0]->ops[0]->loc : f->loc;
     return hs_status_new(HS_UNIMPLEMENTED, "%s:%d:%d: regions with %d blocks are not supported",
@@ -208,6 +268,8 @@ static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *
   if (b->n_ops == 0) return hs_status_new(HS_INVALID_ARGUMENT, "%s:%d:%d: empty block in @%s",
                                           f->loc.file, f->loc.line, f->loc.col, f->name);
   for (int i = 0; i < b->n_ops; i++) HS_RETURN_IF_ERROR(compile_op(c, f, b->ops[i], last));
+  /* HS_NO_FUSE=1 keeps every op separate (for debugging and for measuring the pass). */
+  if (top && !getenv("HS_NO_FUSE")) HS_RETURN_IF_ERROR(hs_fuse_block(&c->arena, f, b));
   /* Liveness for this block (after the nested regions, which reuse `last`). */
   for (int i = 0; i < b->n_ops; i++)
     for (int j = 0; j < b->ops[i]->n_results; j++) last[b->ops[i]->results[j]->id] = i;
@@ -363,6 +425,11 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
   c->module = m;
   hs_arena_init(&c->arena, 16384);
   pthread_mutex_init(&c->stacks_mu, NULL);
+  hs_status *ist = hs_inline_calls(m);
+  if (ist) {
+    hs_compiled_free(c);
+    return ist;
+  }
   for (int i = 0; i < m->n_funcs; i++) {
     hs_func *f = m->funcs[i];
     int *last = malloc(((size_t)f->n_values + 1) * sizeof(int));
@@ -370,7 +437,7 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
       hs_compiled_free(c);
       return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
     }
-    hs_status *st = compile_region(c, f, f->body, last);
+    hs_status *st = compile_region(c, f, f->body, last, true);
     if (!st) st = plan_function(c, f, last);
     free(last);
     if (st) {
@@ -487,7 +554,13 @@ static hs_status *run_op(hs_exec_ctx *ctx, const hs_op *op) {
     out[i] = t;
   }
   int keep = ctx->n_scratch;
-  st = op->kernel->run(ctx, op, in, out);
+  if (prof_enabled() && ctx->depth == 1 && op->n_regions == 0) {
+    double t0 = now_ms();
+    st = op->kernel->run(ctx, op, in, out);
+    prof_add(op->name, now_ms() - t0);
+  } else {
+    st = op->kernel->run(ctx, op, in, out);
+  }
   scratch_reset(ctx, keep);
 done:
   if (in != in_stack) free(in);
