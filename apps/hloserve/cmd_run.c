@@ -161,9 +161,9 @@ int hs_cmd_run_hlo(int argc, char **argv) {
     hs_program_memory mem;
     hs_program_memory_info(p, &mem);
     printf("run-hlo: repeat=%d median_ms=%.3f min_ms=%.3f peak_intermediate_bytes=%zu weights_bytes=%zu "
-           "arena_bytes=%zu max_live_bytes=%zu\n",
-           repeat, ms[repeat / 2], ms[0], hs_program_last_peak_bytes(), mem.weights_bytes, mem.arena_bytes,
-           mem.max_live_bytes);
+           "folded_bytes=%zu arena_bytes=%zu max_live_bytes=%zu\n",
+           repeat, ms[repeat / 2], ms[0], hs_program_last_peak_bytes(), mem.weights_bytes, mem.folded_bytes,
+           mem.arena_bytes, mem.max_live_bytes);
     free(ms);
   }
   mkdir(outdir, 0777);

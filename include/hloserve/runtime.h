@@ -41,7 +41,12 @@ void hs_program_free(hs_program *p);
  * tensors of a safetensors file with those names (dtype and shape must match
  * exactly).  names == NULL binds every parameter whose name attribute
  * (jax.arg_info / hloserve.name, else "argN") has a tensor in the file, from
- * the first on, stopping at the first that has none. */
+ * the first on, stopping at the first that has none.
+ *
+ * Binding is once per program and is when the program specialises on its
+ * weights: everything computable from weights and constants alone (weight
+ * transposes, BatchNorm scales...) is computed here, once, and kernels may
+ * repack weights.  After a failed bind, free the program. */
 hs_status *hs_program_bind_weights(hs_program *p, const char *safetensors_path,
                                    const char *const *names, int n_names);
 
@@ -63,6 +68,7 @@ size_t hs_program_last_peak_bytes(void);
 
 typedef struct hs_program_memory {
   size_t weights_bytes;  /* bound weights */
+  size_t folded_bytes;   /* values computed once from weights at bind time */
   size_t arena_bytes;    /* the planned arena of the entry function */
   size_t max_live_bytes; /* the largest set of simultaneously live intermediates */
 } hs_program_memory;

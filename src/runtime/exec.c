@@ -336,7 +336,7 @@ static hs_status *plan_function(hs_compiled *c, hs_func *f, const int *last) {
   n = 0;
   for (int i = 0; i < b->n_ops; i++) {
     const hs_op *op = b->ops[i];
-    if (op->kernel && op->kernel->run == NULL) continue; /* constants point at their payload */
+    if (op->folded || (op->kernel && op->kernel->run == NULL)) continue; /* constants: no buffer */
     for (int j = 0; j < op->n_results; j++) {
       const hs_value *v = op->results[j];
       hs_tensor t = tensor_of_type(&v->type);
@@ -455,6 +455,8 @@ hs_status *hs_compile_module(hs_module *m, hs_compiled **out) {
 
 void hs_compiled_free(hs_compiled *c) {
   if (!c) return;
+  for (int i = 0; i < c->n_folded_bufs; i++) free(c->folded_bufs[i]);
+  free(c->folded_bufs);
   for (exec_stack *s = c->free_stacks; s;) {
     exec_stack *n = s->next;
     free(s);
@@ -464,6 +466,180 @@ void hs_compiled_free(hs_compiled *c) {
   hs_arena_free(&c->arena);
   hs_module_free(c->module);
   free(c);
+}
+
+
+/* ---- constant folding at bind time ---------------------------------------- */
+
+/* Last use (op index) of every value defined in f's top-level block. */
+static void top_liveness(const hs_func *f, int *last) {
+  const hs_block *b = f->body->blocks[0];
+  for (int i = 0; i < b->n_ops; i++)
+    for (int j = 0; j < b->ops[i]->n_results; j++) last[b->ops[i]->results[j]->id] = i;
+  for (int i = 0; i < b->n_ops; i++) note_uses(b->ops[i], f->body, i, last);
+}
+
+static bool side_effects(const hs_op *op) {
+  return op->n_results == 0 || strcmp(op->name, "stablehlo.custom_call") == 0 ||
+         strncmp(op->name, "check.", 6) == 0 || strcmp(op->name, "stablehlo.rng_bit_generator") == 0;
+}
+
+static hs_status *run_op(hs_exec_ctx *ctx, const hs_op *op);
+
+/* Marks every value defined inside op's regions. */
+static void mark_inside(const hs_op *op, unsigned char *inside) {
+  for (int r = 0; r < op->n_regions; r++)
+    for (int bi = 0; bi < op->regions[r]->n_blocks; bi++) {
+      const hs_block *b = op->regions[r]->blocks[bi];
+      for (int i = 0; i < b->n_args; i++) inside[b->args[i]->id] = 1;
+      for (int i = 0; i < b->n_ops; i++) {
+        for (int j = 0; j < b->ops[i]->n_results; j++) inside[b->ops[i]->results[j]->id] = 1;
+        mark_inside(b->ops[i], inside);
+      }
+    }
+}
+
+/* True when every value op reads - its operands and what its regions read
+ * from outside - is known. */
+static bool reads_only_known(const hs_op *op, const hs_tensor *const *kval, const unsigned char *inside) {
+  for (int k = 0; k < op->n_operands; k++)
+    if (!kval[op->operands[k]->id] && !inside[op->operands[k]->id]) return false;
+  for (int r = 0; r < op->n_regions; r++)
+    for (int bi = 0; bi < op->regions[r]->n_blocks; bi++)
+      for (int i = 0; i < op->regions[r]->blocks[bi]->n_ops; i++)
+        if (!reads_only_known(op->regions[r]->blocks[bi]->ops[i], kval, inside)) return false;
+  return true;
+}
+
+hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound, int n_bound) {
+  if (c->folded) return hs_status_new(HS_FAILED_PRECONDITION, "@%s: weights are already bound", f->name);
+  c->folded = true;
+  const hs_block *b = f->body->blocks[0];
+  if (n_bound > b->n_args) return hs_status_new(HS_INVALID_ARGUMENT, "@%s: too many bound arguments", f->name);
+  hs_status *st = NULL;
+  /* A frame in which known values sit in their slots, for running ops. */
+  frame fr;
+  memset(&fr, 0, sizeof fr);
+  fr.n = f->n_values;
+  fr.slots = calloc((size_t)fr.n + 1, sizeof(hs_tensor));
+  fr.own = calloc((size_t)fr.n + 1, 1);
+  /* kval[id]: the value for good (bound weight, constant or folded), or NULL. */
+  const hs_tensor **kval = calloc((size_t)fr.n + 1, sizeof(hs_tensor *));
+  unsigned char *inside = calloc((size_t)fr.n + 1, 1);
+  int *last = malloc(((size_t)fr.n + 1) * sizeof(int));
+  const hs_tensor **konst = NULL;
+  int konst_cap = 0;
+  hs_exec_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.c = c;
+  ctx.fr = &fr;
+  ctx.depth = 1;
+  if (!fr.slots || !fr.own || !kval || !inside || !last) {
+    st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory folding @%s", f->name);
+    goto done;
+  }
+  for (int i = 0; i < n_bound; i++) {
+    fr.slots[b->args[i]->id] = bound[i];
+    kval[b->args[i]->id] = &bound[i];
+  }
+  for (int i = 0; i + 1 < b->n_ops && !st; i++) {
+    hs_op *op = b->ops[i];
+    if (op->kernel->run == NULL) { /* constant: a lasting view of its payload */
+      hs_tensor *t = hs_arena_alloc(&c->arena, sizeof(hs_tensor));
+      if (!t) {
+        st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory folding @%s", f->name);
+        break;
+      }
+      st = run_op(&ctx, op);
+      *t = fr.slots[op->results[0]->id];
+      kval[op->results[0]->id] = t;
+      continue;
+    }
+    int n_known = 0;
+    size_t in_bytes = 0, out_bytes = 0;
+    for (int k = 0; k < op->n_operands; k++) {
+      const hs_tensor *kv = kval[op->operands[k]->id];
+      n_known += kv != NULL;
+      if (kv) in_bytes += hs_tensor_nbytes(kv);
+    }
+    for (int k = 0; k < op->n_results; k++) {
+      hs_tensor t = tensor_of_type(&op->results[k]->type);
+      out_bytes += hs_tensor_nbytes(&t);
+    }
+    /* Fold what depends on constants alone, unless it would store a big
+     * expansion (a broadcast to activation size is cheaper to recompute). */
+    bool expands = out_bytes > ((size_t)1 << 20) && out_bytes > 4 * in_bytes;
+    bool all_known = n_known == op->n_operands && op->n_operands > 0;
+    if (all_known && op->n_regions) {
+      mark_inside(op, inside);
+      all_known = reads_only_known(op, kval, inside);
+    }
+    if (all_known && !side_effects(op) && !expands) {
+      hs_tensor *res = hs_arena_calloc(&c->arena, (size_t)op->n_results, sizeof(hs_tensor));
+      void **bufs = realloc(c->folded_bufs, sizeof(void *) * (size_t)(c->n_folded_bufs + op->n_results));
+      if (!res || !bufs) {
+        st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory folding @%s", f->name);
+        break;
+      }
+      c->folded_bufs = bufs;
+      st = run_op(&ctx, op); /* results land in malloc'd slots owned by fr */
+      if (st) break;
+      for (int k = 0; k < op->n_results; k++) {
+        int id = op->results[k]->id;
+        res[k] = fr.slots[id];
+        fr.own[id] = 0; /* the buffer now belongs to c */
+        c->folded_bufs[c->n_folded_bufs++] = res[k].data;
+        c->folded_bytes += hs_tensor_nbytes(&res[k]);
+        kval[id] = &res[k];
+      }
+      op->folded = res;
+      continue;
+    }
+    if (n_known && op->kernel->specialize) {
+      if (op->n_operands > konst_cap) {
+        const hs_tensor **k2 = realloc(konst, sizeof(hs_tensor *) * (size_t)op->n_operands);
+        if (!k2) {
+          st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+          break;
+        }
+        konst = k2;
+        konst_cap = op->n_operands;
+      }
+      for (int k = 0; k < op->n_operands; k++) konst[k] = kval[op->operands[k]->id];
+      st = op->kernel->specialize(op, konst, &c->arena);
+    }
+  }
+  if (st) goto done;
+  /* Re-plan memory without the folded values; stacks are resized. */
+  top_liveness(f, last);
+  st = plan_function(c, f, last);
+  if (st) goto done;
+  for (int i = 0; i < c->module->n_funcs; i++) ((func_plan *)c->module->funcs[i]->plan)->state = 0;
+  c->stack_bytes = 0;
+  for (int i = 0; i < c->module->n_funcs; i++) {
+    size_t need = func_need(c, c->module->funcs[i]);
+    if (need > c->stack_bytes) c->stack_bytes = need;
+  }
+  pthread_mutex_lock(&c->stacks_mu);
+  for (exec_stack *s2 = c->free_stacks; s2;) {
+    exec_stack *nx = s2->next;
+    free(s2);
+    s2 = nx;
+  }
+  c->free_stacks = NULL;
+  pthread_mutex_unlock(&c->stacks_mu);
+done:
+  if (fr.slots)
+    for (int i = 0; i < fr.n; i++)
+      if (fr.own[i]) free(fr.slots[i].data);
+  free(fr.slots);
+  free(fr.own);
+  free(kval);
+  free(inside);
+  free(last);
+  free(konst);
+  free(ctx.scratch);
+  return st;
 }
 
 /* ------------------------------------------------------------ execute */
@@ -511,6 +687,13 @@ static hs_status *yield_value(hs_exec_ctx *ctx, const hs_value *v, const hs_regi
 
 static hs_status *run_op(hs_exec_ctx *ctx, const hs_op *op) {
   frame *fr = ctx->fr;
+  if (op->folded) { /* computed once from weights and constants */
+    for (int i = 0; i < op->n_results; i++) {
+      fr->slots[op->results[i]->id] = op->folded[i];
+      fr->own[op->results[i]->id] = 0;
+    }
+    return NULL;
+  }
   if (op->kernel->run == NULL) { /* stablehlo.constant */
     const hs_attr *v = (const hs_attr *)op->kernel_state;
     int id = op->results[0]->id;

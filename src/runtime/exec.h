@@ -25,6 +25,10 @@ typedef struct hs_compiled {
   pthread_mutex_t stacks_mu;
   void *free_stacks;     /* pooled execution stacks (exec.c) */
   size_t stack_bytes;    /* high-water mark of the deepest call chain */
+  void **folded_bufs;    /* buffers of folded constants (hs_fold_constants) */
+  int n_folded_bufs;
+  size_t folded_bytes;
+  bool folded;           /* hs_fold_constants ran */
 } hs_compiled;
 
 /* Takes ownership of m (also on failure). */
@@ -41,6 +45,13 @@ typedef struct hs_exec_options {
  * must point to hs_tensor_nbytes() of the result type and is filled. */
 hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, int n_args,
                       hs_tensor *results, int n_results, const hs_exec_options *opt);
+
+/* Binds the first n_bound arguments of f for good (weights: the tensors must
+ * outlive c) and evaluates, once, every top-level op of f computable from
+ * them and from constants; those ops are skipped at run time.  Kernels of
+ * ops with some constant operands get to specialize on them.  The memory
+ * plan is redone without the folded values.  Once per compiled module. */
+hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound, int n_bound);
 
 /* Memory statistics of the calling thread's last hs_execute (for benchmarks
  * and tests): peak bytes of live intermediate buffers. */

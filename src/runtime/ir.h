@@ -158,6 +158,9 @@ struct hs_op {
   /* Filled by the compiler (exec.c), not the parser. */
   const struct hs_kernel *kernel;
   void *kernel_state;
+  /* Filled when weights are bound (exec.c, constant folding): the op's
+   * results computed once from weights and constants, or NULL. */
+  struct hs_tensor *folded;
 };
 
 typedef struct hs_func {

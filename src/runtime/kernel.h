@@ -40,6 +40,12 @@ typedef struct hs_kernel {
   hs_status *(*prepare)(hs_op *op, hs_arena *arena);
   /* in: op->n_operands tensors; out: op->n_results tensors, allocated. */
   hs_status *(*run)(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out);
+  /* May be NULL.  Called once when a program's weights are bound, for an op
+   * some of whose operands are then known for good: konst[i] is operand i's
+   * value (valid as long as the program) or NULL when it varies per run.  The
+   * kernel may precompute from them into op->kernel_state (e.g. reorder
+   * convolution weights once); run() still receives the same tensors. */
+  hs_status *(*specialize)(hs_op *op, const hs_tensor *const *konst, hs_arena *arena);
 } hs_kernel;
 
 /* Finds the kernel for an op name; NULL if none. */

@@ -133,6 +133,7 @@ static const char *param_name(const hs_func *f, int i, char *buf, size_t cap) {
 }
 
 hs_status *hs_program_bind_weights(hs_program *p, const char *path, const char *const *names, int n_names) {
+  if (p->c->folded) return hs_status_new(HS_FAILED_PRECONDITION, "%s: this program's weights are already bound", path);
   unbind(p);
   HS_RETURN_IF_ERROR(hs_safetensors_open(path, &p->weights));
   const hs_func *f = p->entry;
@@ -184,7 +185,9 @@ hs_status *hs_program_bind_weights(hs_program *p, const char *path, const char *
     }
     p->n_bound = i + 1;
   }
-  return NULL;
+  hs_status *st = hs_fold_constants(p->c, p->entry, p->bound, p->n_bound);
+  if (st) unbind(p);
+  return st;
 }
 
 int hs_program_num_inputs(const hs_program *p) { return p->entry->n_args - p->n_bound; }
@@ -227,6 +230,7 @@ size_t hs_program_last_peak_bytes(void) { return hs_exec_last_peak_bytes(); }
 void hs_program_memory_info(const hs_program *p, hs_program_memory *m) {
   m->weights_bytes = 0;
   for (int i = 0; i < p->n_bound; i++) m->weights_bytes += hs_tensor_nbytes(&p->bound[i]);
+  m->folded_bytes = p->c->folded_bytes;
   hs_exec_plan_info(p->entry, &m->arena_bytes, &m->max_live_bytes);
 }
 

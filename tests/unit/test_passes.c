@@ -2,6 +2,7 @@
  * fusion must not change a single bit of any result.  Each program runs
  * with the passes and with them off (HS_NO_FUSE) and the outputs are
  * compared bitwise. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,56 @@ HS_TEST(fusion_and_inlining_are_exact) {
   CHECK(a2[i] == (v > 0 ? v : 0));
 }
 
+/* A weight [2,3] is transposed and scaled (foldable: weights and constants
+ * only), then multiplied with the input (not foldable). */
+static const char *k_weights =
+    "func.func public @main(%w: tensor<2x3xf32>, %x: tensor<3x2xf32>) -> tensor<3x2xf32> {\n"
+    "  %t = stablehlo.transpose %w, dims = [1, 0] : (tensor<2x3xf32>) -> tensor<3x2xf32>\n"
+    "  %c = stablehlo.constant dense<2.0> : tensor<3x2xf32>\n"
+    "  %s = stablehlo.multiply %t, %c : tensor<3x2xf32>\n"
+    "  %r = stablehlo.multiply %s, %x : tensor<3x2xf32>\n"
+    "  return %r : tensor<3x2xf32>\n"
+    "}\n";
+
+HS_TEST(weights_fold_at_bind) {
+  const char *path = "/tmp/hs_test_fold.safetensors";
+  const char *hdr = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}";
+  float w[6] = {1, 2, 3, 4, 5, 6};
+  FILE *f = fopen(path, "wb");
+  CHECK(f);
+  uint64_t hl = strlen(hdr);
+  fwrite(&hl, 8, 1, f);
+  fwrite(hdr, 1, hl, f);
+  fwrite(w, 4, 6, f);
+  fclose(f);
+  hs_program *p;
+  CHECK_OK(hs_program_from_text(k_weights, strlen(k_weights), "fold.mlir", NULL, &p));
+  const char *names[] = {"w"};
+  CHECK_OK(hs_program_bind_weights(p, path, names, 1));
+  hs_program_memory m;
+  hs_program_memory_info(p, &m);
+  CHECK(m.weights_bytes == 24);
+  CHECK_MSG(m.folded_bytes == 24, "folded %zu bytes", m.folded_bytes); /* the transpose, once */
+  CHECK(hs_program_num_inputs(p) == 1);
+  float x[6] = {1, 1, 1, 1, 1, -1}, r[6];
+  hs_tensor in = {HS_F32, {2, {3, 2}}, x}, out = {HS_F32, {2, {3, 2}}, r};
+  for (int rep = 0; rep < 2; rep++) {
+    CHECK_OK(hs_program_run(p, &in, 1, &out, 1));
+    /* transpose(w) = [[1,4],[2,5],[3,6]] */
+    CHECK(r[0] == 2 && r[1] == 8 && r[2] == 4 && r[3] == 10 && r[4] == 6 && r[5] == -12);
+  }
+  CHECK_ERR(hs_program_bind_weights(p, path, names, 1), HS_FAILED_PRECONDITION);
+  hs_program_free(p);
+  /* A weight file whose tensor has the wrong shape is refused by name. */
+  CHECK_OK(hs_program_from_text(k_weights, strlen(k_weights), "fold.mlir", NULL, &p));
+  const char *bad[] = {"nope"};
+  CHECK_ERR(hs_program_bind_weights(p, path, bad, 1), HS_NOT_FOUND);
+  hs_program_free(p);
+  remove(path);
+}
+
 int main(void) {
   HS_RUN(fusion_and_inlining_are_exact);
+  HS_RUN(weights_fold_at_bind);
   return hs_test_summary();
 }
