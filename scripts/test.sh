@@ -5,8 +5,9 @@
 #      (scripts/setup_venv.sh, pinned requirements.txt)
 #   2. build/ (RelWithDebInfo): ctest, the conformance suite included
 #   3. build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer): ctest again
-#   4. pytest over tests/python with the project venv
-# Set HS_SKIP_ASAN=1 or HS_SKIP_PYTHON=1 to leave a stage out locally.
+#   4. a libFuzzer smoke run of every parser target (scripts/fuzz.sh, 20 s each)
+#   5. pytest over tests/python with the project venv
+# Set HS_SKIP_ASAN=1, HS_SKIP_FUZZ=1 or HS_SKIP_PYTHON=1 to leave a stage out locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -28,6 +29,11 @@ if [ -z "${HS_SKIP_ASAN:-}" ]; then
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j"$jobs") || status=1
+fi
+
+if [ -z "${HS_SKIP_FUZZ:-}" ]; then
+  echo "== fuzz smoke (libFuzzer, ASan+UBSan) =="
+  bash scripts/fuzz.sh 20 || status=1
 fi
 
 if [ -z "${HS_SKIP_PYTHON:-}" ] && [ -x .venv/bin/pytest ] && ls tests/python/test_*.py > /dev/null 2>&1; then
