@@ -6,7 +6,10 @@ set -euo pipefail
 pkgs=(
   build-essential cmake clang libclang-rt-14-dev   # compilers, libFuzzer/ASan runtimes
   libdnnl-dev                                      # oneDNN: convolution and matmul
-  libjansson-dev                                   # JSON (safetensors headers, KServe v2)
+  libjansson-dev                                   # JSON (safetensors headers, bundle manifests)
+  libmicrohttpd-dev                                # HTTP server for `hloserve serve`
+  libjpeg62-turbo-dev libpng-dev libcairo2-dev     # hloserve-detect: image I/O, drawing
+  libcurl4-openssl-dev fonts-dejavu-core pkg-config  # hloserve-detect: HTTP, label font
   python3-venv
 )
 missing=()
