@@ -4,5 +4,7 @@
 
 int hs_cmd_check_hlo(int argc, char **argv);
 int hs_cmd_run_hlo(int argc, char **argv);
+int hs_cmd_serve(int argc, char **argv);
+int hs_cmd_infer(int argc, char **argv);
 
 #endif

@@ -2,11 +2,6 @@
  * meta.h - the API a meta bundle's orchestration code (model.c) is written
  * against: register a run function, call other models, get scratch buffers.
  *
- * DRAFT (written with the converter, issue 3): the server side does not exist
- * yet; whoever implements it may change this header, and the converter's
- * model.c template (tools/handlers/torchvision_frcnn_detector.py,
- * render_model_c) follows.
- *
  * Design.  A meta model is ordinary C compiled into a shared object.  The
  * server loads it (dlopen) and calls its one exported entry point,
  * hs_meta_bundle_register(), which calls hs_meta_register() with the bundle's
@@ -29,8 +24,23 @@
  * function returns; the run function never frees any of them.  Errors are
  * hs_status values: a run function returns the first error it gets (adding
  * context with hs_status_annotate), and the server turns it into the
- * request's error.  The context enforces the request's deadline: a call made
- * after it passed fails with HS_DEADLINE_EXCEEDED.
+ * request's error (HS_INVALID_ARGUMENT becomes a 400 for the client, the
+ * deadline a 504, anything else a 500).  Whatever the outcome, everything the
+ * run obtained goes back to the worker's pool when it returns.
+ *
+ * Deadlines.  The context enforces the request's deadline (the KServe
+ * "timeout" parameter): hs_meta_call, hs_meta_scratch and hs_meta_output
+ * fail with HS_DEADLINE_EXCEEDED once it has passed (or with HS_CANCELLED
+ * when the server is shutting down and gave up on the request), and a run
+ * function with a long loop of its own polls hs_meta_check_deadline.  The
+ * client gets its 504 at the deadline even while the run is still going; the
+ * run's late result is discarded.
+ *
+ * Threads.  A run function runs on one worker thread from start to end, and
+ * its sub-calls run inline on that thread (capacity reserved for the admitted
+ * request: they never queue behind new requests).  Several requests may run
+ * the same meta at once on different workers, each with its own context,
+ * scratch and state slot, so model.c needs no locks.
  */
 #ifndef HLOSERVE_META_H
 #define HLOSERVE_META_H
@@ -86,6 +96,11 @@ hs_status *hs_meta_scratch(hs_meta_ctx *ctx, hs_dtype dtype, const hs_shape *sha
  * Outputs appear in the response in the order they were allocated. */
 hs_status *hs_meta_output(hs_meta_ctx *ctx, const char *name, hs_dtype dtype,
                           const hs_shape *shape, hs_tensor *out);
+
+/* Returns NULL while the request's deadline has not passed, else
+ * HS_DEADLINE_EXCEEDED (or HS_CANCELLED when the server gave up on the
+ * request): for run functions that loop for long between other calls. */
+hs_status *hs_meta_check_deadline(hs_meta_ctx *ctx);
 
 /* This meta's per-worker state slot: NULL until the run function stores a
  * pointer there.  `destroy` (may be NULL) is called on the stored pointer when

@@ -1,0 +1,66 @@
+/*
+ * metrics.h - the server's counters, gauges and histograms, rendered as
+ * Prometheus text (GET /metrics).
+ *
+ * Everything is a relaxed atomic updated in place by whichever thread sees
+ * the event, so recording costs a few atomic adds and never a lock; the
+ * renderer reads the atomics as they are (a scrape is a snapshot, not a
+ * transaction).  Series are laid out per model when the repository is
+ * loaded, so no label is ever built from request data: requests naming an
+ * unknown model all count under model="".
+ */
+#ifndef HLOSERVE_SERVER_METRICS_H
+#define HLOSERVE_SERVER_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "server/repository.h"
+#include "server/util.h"
+
+#define HS_HIST_BUCKETS 18
+
+typedef struct hs_histogram {
+  atomic_uint_fast64_t buckets[HS_HIST_BUCKETS]; /* non-cumulative; the last is +Inf */
+  atomic_uint_fast64_t count;
+  atomic_uint_fast64_t sum_ns;
+} hs_histogram;
+
+/* HTTP statuses that get their own series; the rest count as "other". */
+#define HS_METRIC_CODES 10
+
+typedef struct hs_model_metrics {
+  atomic_uint_fast64_t requests[HS_METRIC_CODES];
+  hs_histogram latency; /* arrival to answer */
+  hs_histogram queue;   /* waiting for a worker */
+  hs_histogram compute; /* the run on the worker */
+  hs_histogram glue;    /* meta: run time outside sub-calls */
+  hs_histogram *stages; /* meta: per group member, time in its sub-calls */
+} hs_model_metrics;
+
+typedef struct hs_metrics {
+  const hs_repository *repo;
+  hs_model_metrics *models; /* [repo->num_models] */
+  hs_model_metrics unknown;
+  atomic_int_fast64_t queue_depth;
+  atomic_int_fast64_t running;    /* requests on workers */
+  atomic_int_fast64_t meta_slots_in_use;
+  atomic_int_fast64_t scratch_pooled_bytes;
+  atomic_int_fast64_t scratch_in_use_bytes;
+  atomic_int_fast64_t open_connections;
+  int meta_slots;
+  int workers;
+} hs_metrics;
+
+hs_status *hs_metrics_create(const hs_repository *repo, int workers, int meta_slots,
+                             hs_metrics **out);
+void hs_metrics_free(hs_metrics *m);
+
+void hs_histogram_observe(hs_histogram *h, int64_t ns);
+/* model NULL: an unknown model. */
+hs_model_metrics *hs_metrics_for(hs_metrics *m, const hs_model *model);
+void hs_metrics_count_request(hs_metrics *m, const hs_model *model, int http_status,
+                              int64_t latency_ns);
+void hs_metrics_render(hs_metrics *m, hs_buf *out);
+
+#endif
