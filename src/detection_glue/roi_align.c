@@ -411,7 +411,10 @@ hs_status *hs_glue_multiscale_roi_align(hs_glue_workspace *ws, const hs_glue_fea
   int k_min = 0, k_max = 0;
   HS_RETURN_IF_ERROR(hs_glue_level_range(features[0].spatial_scale,
                                          features[num_levels - 1].spatial_scale, &k_min, &k_max));
-  if (num_levels > 1 && k_max - k_min + 1 != num_levels)
+  /* torchvision's MultiScaleRoIAlign maps boxes to levels 0..k_max-k_min; when
+   * several maps share a scale (mobilenet_v3_large_320_fpn: two 10x10 maps)
+   * every box goes to the first of them.  More levels than maps is an error. */
+  if (num_levels > 1 && k_max - k_min + 1 > num_levels)
     return HS_GLUE_INVALID("%s: scales give levels %d..%d for %d feature maps", fn, k_min, k_max,
                            num_levels);
   job j = {features, num_levels, k_min, k_max, boxes, NULL, params, out,

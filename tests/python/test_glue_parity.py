@@ -342,6 +342,22 @@ def test_multiscale_roi_align_matches_torchvision(ws):
         np.testing.assert_allclose(o, t, rtol=0, atol=1e-5, err_msg=f"trial {trial}")
 
 
+def test_multiscale_roi_align_maps_sharing_a_scale(ws):
+    # mobilenet_v3_large_320_fpn pools from two maps of the same size: torchvision's LevelMapper
+    # then has a single level and every box goes to the first map.
+    rng = rng_for("msroi-same")
+    for trial in range(10):
+        H = W = 320
+        C = 8
+        names = ["0", "1"]
+        feats = {k: torch.from_numpy(rng.standard_normal((1, C, 10, 10)).astype(np.float32)) for k in names}
+        boxes = np.clip(random_boxes(rng, 50, extent=H, size=H * 0.5), 0, H)
+        t = MultiScaleRoIAlign(names, 7, 2)(feats, [torch.from_numpy(boxes)], [(H, W)]).numpy()
+        fl = [ws.feature_to_hwc(f[0].numpy()) for f in feats.values()]
+        o, _ = ws.multiscale_roi_align(fl, [1 / 32, 1 / 32], boxes, layout=G.HWC)
+        np.testing.assert_allclose(o, t, rtol=0, atol=1e-5, err_msg=f"trial {trial}")
+
+
 # ------------------------------------------------------------------------------------------------
 # RPN: torchvision's RegionProposalNetwork forward (its head replaced by fixed outputs)
 
