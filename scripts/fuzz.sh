@@ -17,11 +17,12 @@ fi
 for t in "${targets[@]}"; do
   seeds=build-fuzz/fuzz/corpus_${t#fuzz_}_seed
   [ -d "$seeds" ] || seeds=fuzz/corpus_${t#fuzz_}
+  seeds=$( [ -d "$seeds" ] && realpath "$seeds" || true)
   corpus=build-fuzz/fuzz/corpus_${t#fuzz_}
   mkdir -p "$corpus"
   dict=()
   [ -f "fuzz/${t#fuzz_}.dict" ] && dict=(-dict="fuzz/${t#fuzz_}.dict")
   echo "== $t: ${secs}s =="
   (cd build-fuzz && ./fuzz/"$t" "${dict[@]/#-dict=/-dict=../}" -max_total_time="$secs" -print_final_stats=1 \
-     "${corpus#build-fuzz/}" $( [ -d "$seeds" ] && realpath "$seeds" ) 2>&1 | tail -4)
+     "${corpus#build-fuzz/}" $seeds 2>&1 | tail -4) || { echo "$t: failed (reproducer in build-fuzz/)"; exit 1; }
 done

@@ -61,8 +61,9 @@ hs_status *hs_npy_parse(const void *vbuf, size_t len, const char *name, hs_tenso
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
     if (c + 2 < end && memcmp(c, codes[i].code, 2) == 0 && (c[2] == '\'' || c[2] == '"')) t->dtype = codes[i].t;
   if (t->dtype == HS_DTYPE_INVALID) return hs_status_new(HS_UNIMPLEMENTED, "%s: unsupported dtype", name);
-  if (strncmp(fo, "True", 4) == 0) return hs_status_new(HS_UNIMPLEMENTED, "%s: Fortran order", name);
-  if (*sh != '(') return hs_status_new(HS_INVALID_ARGUMENT, "%s: bad shape", name);
+  if (end - fo >= 4 && memcmp(fo, "True", 4) == 0)
+    return hs_status_new(HS_UNIMPLEMENTED, "%s: Fortran order", name);
+  if (sh >= end || *sh != '(') return hs_status_new(HS_INVALID_ARGUMENT, "%s: bad shape", name);
   const char *p = sh + 1;
   t->shape.rank = 0;
   while (p < end && *p != ')') {
