@@ -117,6 +117,17 @@ hs_status *hs_rd_check_body(const hs_op *op, const hs_region *region, int n_args
 hs_status *hs_rd_region_step(hs_exec_ctx *ctx, const hs_region *region, hs_tensor *acc,
                              hs_tensor *tmp, const hs_tensor *xs, int n, hs_tensor *args);
 
+/* Per-call scratch of the generic (region or VM) reduction paths: n scalar
+ * accumulators, temporaries and element views, and pointer arrays for the
+ * VM.  acc/tmp have out[k]'s dtypes, xs in[k]'s. */
+typedef struct hs_rd_body_scratch {
+  hs_tensor *acc, *tmp, *xs, *args;
+  const void **vargs;
+  void **vouts;
+} hs_rd_body_scratch;
+hs_status *hs_rd_body_scratch_init(hs_exec_ctx *ctx, const hs_op *op, int n, const hs_tensor *in,
+                                   const hs_tensor *out, hs_rd_body_scratch *s);
+
 /* Kernels of rd_window.c, listed in reduce.c's table. */
 hs_status *hs_rd_reduce_window_prepare(hs_op *op, hs_arena *arena);
 hs_status *hs_rd_reduce_window_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in,

@@ -456,3 +456,26 @@ hs_status *hs_rd_region_step(hs_exec_ctx *ctx, const hs_region *region, hs_tenso
   }
   return NULL;
 }
+
+hs_status *hs_rd_body_scratch_init(hs_exec_ctx *ctx, const hs_op *op, int n, const hs_tensor *in,
+                                   const hs_tensor *out, hs_rd_body_scratch *s) {
+  hs_tensor *t = hs_exec_scratch(ctx, sizeof(hs_tensor) * (size_t)(5 * n));
+  s->vargs = hs_exec_scratch(ctx, sizeof(void *) * (size_t)(2 * n));
+  s->vouts = hs_exec_scratch(ctx, sizeof(void *) * (size_t)n);
+  if (!t || !s->vargs || !s->vouts) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+  s->acc = t;
+  s->tmp = t + n;
+  s->xs = t + 2 * n;
+  s->args = t + 3 * n;
+  for (int k = 0; k < n; k++) {
+    size_t es = hs_dtype_size(out[k].dtype);
+    s->acc[k].dtype = s->tmp[k].dtype = out[k].dtype;
+    s->acc[k].shape.rank = s->tmp[k].shape.rank = 0;
+    s->acc[k].data = hs_exec_scratch(ctx, es);
+    s->tmp[k].data = hs_exec_scratch(ctx, es);
+    if (!s->acc[k].data || !s->tmp[k].data) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+    s->xs[k].dtype = in[k].dtype;
+    s->xs[k].shape.rank = 0;
+  }
+  return NULL;
+}

@@ -223,22 +223,11 @@ static hs_status *reduce_generic(hs_exec_ctx *ctx, const hs_op *op, const reduce
   const hs_shape *shape = &in[0].shape;
   int64_t n_out = hs_tensor_numel(&out[0]);
   if (n_out == 0) return NULL;
-  hs_tensor *t = hs_exec_scratch(ctx, sizeof(hs_tensor) * (size_t)(5 * n));
-  if (!t) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
-  hs_tensor *acc = t, *tmp = t + n, *xs = t + 2 * n, *args = t + 3 * n;
-  const void **vargs = hs_exec_scratch(ctx, sizeof(void *) * (size_t)(2 * n));
-  void **vouts = hs_exec_scratch(ctx, sizeof(void *) * (size_t)n);
-  if (!vargs || !vouts) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
-  for (int k = 0; k < n; k++) {
-    size_t es = hs_dtype_size(out[k].dtype);
-    acc[k].dtype = tmp[k].dtype = out[k].dtype;
-    acc[k].shape.rank = tmp[k].shape.rank = 0;
-    acc[k].data = hs_exec_scratch(ctx, es);
-    tmp[k].data = hs_exec_scratch(ctx, es);
-    if (!acc[k].data || !tmp[k].data) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
-    xs[k].dtype = in[k].dtype;
-    xs[k].shape.rank = 0;
-  }
+  hs_rd_body_scratch bs;
+  HS_RETURN_IF_ERROR(hs_rd_body_scratch_init(ctx, op, n, in, out, &bs));
+  hs_tensor *acc = bs.acc, *tmp = bs.tmp, *xs = bs.xs, *args = bs.args;
+  const void **vargs = bs.vargs;
+  void **vouts = bs.vouts;
   int64_t in_st[HS_MAX_RANK];
   hs_rd_strides(shape, in_st);
   /* kept dims (outer odometer) and reduced dims (inner odometer) */
