@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "base/threadpool.h"
+#include "runtime/conv_fold.h"
 #include "runtime/fuse.h"
 #include "runtime/inline.h"
 #include "runtime/kernel.h"
@@ -202,6 +203,10 @@ static void scratch_reset(hs_exec_ctx *ctx, int keep) {
   while (ctx->n_scratch > keep) free(ctx->scratch[--ctx->n_scratch]);
 }
 
+int hs_exec_num_threads(const hs_exec_ctx *ctx) {
+  return ctx && ctx->pool ? hs_threadpool_size(ctx->pool) : 1;
+}
+
 void hs_exec_parallel_for(hs_exec_ctx *ctx, int64_t n, int64_t grain, hs_range_fn fn, void *arg) {
   if (n <= 0) return;
   if (ctx && ctx->pool && n > grain) {
@@ -258,19 +263,10 @@ static hs_status *compile_op(hs_compiled *c, hs_func *f, hs_op *op, int *last) {
   return NULL;
 }
 
-static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last, bool top) {
-  if (r->n_blocks != 1) {
-    hs_loc loc = r->n_blocks && r->blocks[0]->n_ops ? r->blocks[0]->ops[0]->loc : f->loc;
-    return hs_status_new(HS_UNIMPLEMENTED, "%s:%d:%d: regions with %d blocks are not supported",
-                         loc.file, loc.line, loc.col, r->n_blocks);
-  }
+/* Liveness of region r's block: which values die after which op.  `last`
+ * (per value id) is filled here; nested regions must be compiled first. */
+static hs_status *plan_liveness(hs_compiled *c, hs_func *f, hs_region *r, int *last) {
   hs_block *b = r->blocks[0];
-  if (b->n_ops == 0) return hs_status_new(HS_INVALID_ARGUMENT, "%s:%d:%d: empty block in @%s",
-                                          f->loc.file, f->loc.line, f->loc.col, f->name);
-  for (int i = 0; i < b->n_ops; i++) HS_RETURN_IF_ERROR(compile_op(c, f, b->ops[i], last));
-  /* HS_NO_FUSE=1 keeps every op separate (for debugging and for measuring the pass). */
-  if (top && !getenv("HS_NO_FUSE")) HS_RETURN_IF_ERROR(hs_fuse_block(&c->arena, f, b));
-  /* Liveness for this block (after the nested regions, which reuse `last`). */
   for (int i = 0; i < b->n_ops; i++)
     for (int j = 0; j < b->ops[i]->n_results; j++) last[b->ops[i]->results[j]->id] = i;
   for (int i = 0; i < b->n_ops; i++) note_uses(b->ops[i], r, i, last);
@@ -297,6 +293,21 @@ static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *
     }
   b->plan = p;
   return NULL;
+}
+
+static hs_status *compile_region(hs_compiled *c, hs_func *f, hs_region *r, int *last, bool top) {
+  if (r->n_blocks != 1) {
+    hs_loc loc = r->n_blocks && r->blocks[0]->n_ops ? r->blocks[0]->ops[0]->loc : f->loc;
+    return hs_status_new(HS_UNIMPLEMENTED, "%s:%d:%d: regions with %d blocks are not supported",
+                         loc.file, loc.line, loc.col, r->n_blocks);
+  }
+  hs_block *b = r->blocks[0];
+  if (b->n_ops == 0) return hs_status_new(HS_INVALID_ARGUMENT, "%s:%d:%d: empty block in @%s",
+                                          f->loc.file, f->loc.line, f->loc.col, f->name);
+  for (int i = 0; i < b->n_ops; i++) HS_RETURN_IF_ERROR(compile_op(c, f, b->ops[i], last));
+  /* HS_NO_FUSE=1 keeps every op separate (for debugging and for measuring the pass). */
+  if (top && !getenv("HS_NO_FUSE")) HS_RETURN_IF_ERROR(hs_fuse_block(&c->arena, f, b));
+  return plan_liveness(c, f, r, last);
 }
 
 
@@ -471,14 +482,6 @@ void hs_compiled_free(hs_compiled *c) {
 
 /* ---- constant folding at bind time ---------------------------------------- */
 
-/* Last use (op index) of every value defined in f's top-level block. */
-static void top_liveness(const hs_func *f, int *last) {
-  const hs_block *b = f->body->blocks[0];
-  for (int i = 0; i < b->n_ops; i++)
-    for (int j = 0; j < b->ops[i]->n_results; j++) last[b->ops[i]->results[j]->id] = i;
-  for (int i = 0; i < b->n_ops; i++) note_uses(b->ops[i], f->body, i, last);
-}
-
 static bool side_effects(const hs_op *op) {
   return op->n_results == 0 || strcmp(op->name, "stablehlo.custom_call") == 0 ||
          strncmp(op->name, "check.", 6) == 0 || strcmp(op->name, "stablehlo.rng_bit_generator") == 0;
@@ -595,23 +598,33 @@ hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound,
       op->folded = res;
       continue;
     }
-    if (n_known && op->kernel->specialize) {
-      if (op->n_operands > konst_cap) {
-        const hs_tensor **k2 = realloc(konst, sizeof(hs_tensor *) * (size_t)op->n_operands);
-        if (!k2) {
-          st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
-          break;
-        }
-        konst = k2;
-        konst_cap = op->n_operands;
+  }
+  if (st) goto done;
+  /* Bind-time rewrites, which may move and drop top-level ops (HS_NO_CONV_FOLD=1
+   * keeps them off, for debugging and measuring), then new liveness. */
+  if (!getenv("HS_NO_CONV_FOLD")) st = hs_conv_fold(&c->arena, f, kval, NULL);
+  if (!st) st = plan_liveness(c, f, f->body, last);
+  /* Kernels specialize on the operands now known for good. */
+  for (int i = 0; i + 1 < b->n_ops && !st; i++) {
+    hs_op *op = b->ops[i];
+    if (op->folded || !op->kernel->run || !op->kernel->specialize) continue;
+    bool any = false;
+    for (int k = 0; k < op->n_operands; k++) any |= kval[op->operands[k]->id] != NULL;
+    if (!any) continue;
+    if (op->n_operands > konst_cap) {
+      const hs_tensor **k2 = realloc(konst, sizeof(hs_tensor *) * (size_t)op->n_operands);
+      if (!k2) {
+        st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
+        break;
       }
-      for (int k = 0; k < op->n_operands; k++) konst[k] = kval[op->operands[k]->id];
-      st = op->kernel->specialize(op, konst, &c->arena);
+      konst = k2;
+      konst_cap = op->n_operands;
     }
+    for (int k = 0; k < op->n_operands; k++) konst[k] = kval[op->operands[k]->id];
+    st = op->kernel->specialize(op, konst, &c->arena, c->num_threads);
   }
   if (st) goto done;
   /* Re-plan memory without the folded values; stacks are resized. */
-  top_liveness(f, last);
   st = plan_function(c, f, last);
   if (st) goto done;
   for (int i = 0; i < c->module->n_funcs; i++) ((func_plan *)c->module->funcs[i]->plan)->state = 0;

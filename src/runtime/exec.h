@@ -29,6 +29,8 @@ typedef struct hs_compiled {
   int n_folded_bufs;
   size_t folded_bytes;
   bool folded;           /* hs_fold_constants ran */
+  int num_threads;       /* threads runs will use (set before binding; 0 = unknown):
+                            kernels' specialize() may plan for it */
 } hs_compiled;
 
 /* Takes ownership of m (also on failure). */

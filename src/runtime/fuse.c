@@ -55,6 +55,8 @@ typedef struct fused_plan {
   hs_shape shape;
   size_t out_esize;
   int64_t par_min;
+  hs_op **members; /* the ops the group replaced, root first (for later passes) */
+  int n_members;
 } fused_plan;
 
 typedef struct fused_call {
@@ -253,7 +255,7 @@ static hs_status *build_plan(hs_arena *a, const group *g, hs_op *fused, fused_pl
       bool seen = false;
       for (int s = 0; s < n_slots; s++) seen |= slot_value[s] == v;
       if (seen) continue;
-      if (n_slots == MAX_SLOTS) return hs_status_new(HS_INTERNAL, "fusion group too wide");
+      if (n_slots == MAX_SLOTS) return NULL; /* too wide: *out stays NULL, not fused */
       fused_leaf *l = &p->leaves[n_slots];
       l->kind = kind;
       l->operand = n_slots;
@@ -293,7 +295,7 @@ static hs_status *build_plan(hs_arena *a, const group *g, hs_op *fused, fused_pl
     if (op == root) {
       s->out = -1;
     } else {
-      if (n_slots == MAX_SLOTS) return hs_status_new(HS_INTERNAL, "fusion group too wide");
+      if (n_slots == MAX_SLOTS) return NULL; /* too wide: *out stays NULL, not fused */
       p->internal_esize[p->n_internal++] = hs_dtype_size(op->results[0]->type.dtype);
       s->out = n_slots;
       slot_value[n_slots++] = op->results[0];
@@ -302,8 +304,18 @@ static hs_status *build_plan(hs_arena *a, const group *g, hs_op *fused, fused_pl
   }
   fused->n_operands = p->n_leaves;
   fused->operands = operands;
+  p->members = hs_arena_memdup(a, g->ops, sizeof(hs_op *) * (size_t)g->n);
+  if (!p->members) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory fusing");
+  p->n_members = g->n;
   *out = p;
   return NULL;
+}
+
+int hs_fused_members(const hs_op *op, hs_op *const **members) {
+  if (op->kernel != &fused_kernel || !op->kernel_state) return 0;
+  const fused_plan *p = op->kernel_state;
+  *members = p->members;
+  return p->n_members;
 }
 
 hs_status *hs_fuse_block(hs_arena *a, hs_func *f, hs_block *b) {
@@ -358,6 +370,7 @@ hs_status *hs_fuse_block(hs_arena *a, hs_func *f, hs_block *b) {
     fused_plan *plan = NULL;
     st = build_plan(a, &g, fused, &plan);
     if (st) goto done;
+    if (!plan) continue; /* more distinct operands than chunk buffers: leave the ops alone */
     fused->kernel_state = plan;
     for (int x = 0; x < b->n_ops; x++)
       if (in_group(&g, b->ops[x])) grouped[x] = true;

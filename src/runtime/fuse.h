@@ -12,4 +12,10 @@
  * compiled (kernel and kernel_state set).  New ops and plans come from a. */
 hs_status *hs_fuse_block(hs_arena *a, hs_func *f, hs_block *b);
 
+/* The ops a fused op replaced, root first, and their count; 0 when op is not
+ * a fused op.  Their IR is intact (each still names the values it reads;
+ * the root's result is now the fused op's), so later passes can read the
+ * group's arithmetic. */
+int hs_fused_members(const hs_op *op, hs_op *const **members);
+
 #endif

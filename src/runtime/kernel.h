@@ -44,8 +44,9 @@ typedef struct hs_kernel {
    * some of whose operands are then known for good: konst[i] is operand i's
    * value (valid as long as the program) or NULL when it varies per run.  The
    * kernel may precompute from them into op->kernel_state (e.g. reorder
-   * convolution weights once); run() still receives the same tensors. */
-  hs_status *(*specialize)(hs_op *op, const hs_tensor *const *konst, hs_arena *arena);
+   * convolution weights once); run() still receives the same tensors.
+   * num_threads: the threads the program's runs will use (0: unknown). */
+  hs_status *(*specialize)(hs_op *op, const hs_tensor *const *konst, hs_arena *arena, int num_threads);
 } hs_kernel;
 
 /* Finds the kernel for an op name; NULL if none. */
@@ -64,6 +65,10 @@ const char *hs_region_binary_op(const hs_region *region, bool *swapped);
 
 /* Temporary memory valid until run() returns; 64-byte aligned; NULL on OOM. */
 void *hs_exec_scratch(hs_exec_ctx *ctx, size_t bytes);
+
+/* Threads of the executor's pool (1 when it has none); libraries with
+ * threads of their own (oneDNN) use as many. */
+int hs_exec_num_threads(const hs_exec_ctx *ctx);
 
 /* Runs fn(arg, begin, end) over [0, n) split in chunks across the executor's
  * threads (or inline when there is one). `grain` is the smallest chunk. */

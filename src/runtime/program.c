@@ -80,6 +80,7 @@ hs_status *hs_program_from_text(const char *text, size_t len, const char *filena
     return hs_status_new(HS_NOT_FOUND, "%s: no entry function @%s", filename ? filename : "<input>", entry);
   }
   int threads = opt && opt->num_threads > 1 ? opt->num_threads : 1;
+  p->c->num_threads = threads;
   if (threads > 1) {
     st = hs_threadpool_create(threads, &p->pool);
     if (st) {

@@ -267,10 +267,18 @@ HS_TEST(dot_general_large_fast_vs_reference) {
       "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [0] x [1]"
       " : (tensor<300x257xf32>, tensor<129x300xf32>) -> tensor<257x129xf32>\n"
       "  return %0 : tensor<257x129xf32>\n}\n";
-  const char *texts[2] = {text, text_t};
-  int64_t shapes[2][2][3] = {{{3, 70, 130}, {3, 90, 130}}, {{300, 257, 0}, {129, 300, 0}}};
-  int ranks[2] = {3, 2};
-  for (int t = 0; t < 2; t++)
+  /* a classifier head: one row times a [K, N] weight (rows of size 1 once
+   * made oneDNN choose its reference matmul) */
+  static const char *text_fc =
+      "func.func @main(%a: tensor<1x2048xf32>, %b: tensor<2048x1000xf32>) -> tensor<1x1000xf32> {\n"
+      "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [0]"
+      " : (tensor<1x2048xf32>, tensor<2048x1000xf32>) -> tensor<1x1000xf32>\n"
+      "  return %0 : tensor<1x1000xf32>\n}\n";
+  const char *texts[3] = {text, text_t, text_fc};
+  int64_t shapes[3][2][3] = {
+      {{3, 70, 130}, {3, 90, 130}}, {{300, 257, 0}, {129, 300, 0}}, {{1, 2048, 0}, {2048, 1000, 0}}};
+  int ranks[3] = {3, 2, 2};
+  for (int t = 0; t < 3; t++)
     for (int dn = 0; dn < 2; dn++) {
       if (dn) setenv("HS_NO_DNNL", "1", 1);
       hs_tensor in[2] = {make_f32(shapes[t][0], ranks[t]), make_f32(shapes[t][1], ranks[t])};

@@ -9,9 +9,12 @@
  *
  * Three paths, tried in order:
  *  1. oneDNN (f32, 1-3 spatial dims, no lhs dilation, no window reversal,
- *     no batch groups, non-negative padding): the primitive is created once in
- *     prepare() from a process-wide cache, with reorders from and to the
- *     user's strided layouts when oneDNN prefers blocked ones.
+ *     no batch groups, non-negative padding): a plan is made in prepare()
+ *     (primitive from a process-wide cache, reorders from and to the user's
+ *     strided layouts when oneDNN prefers blocked ones, weights reordered per
+ *     call).  When the weights are bound, specialize() makes the final plan
+ *     once: primitive made for the program's threads, weights packed in its
+ *     format, the epilogue and layouts the bind-time pass (conv_fold.c) chose.
  *  2. im2col + SGEMM (f32 accumulation, everything else): per batch element
  *     and group, a chunk of the column matrix [Cin/G * window, positions] is
  *     gathered (zeros for padding and lhs-dilation holes, the kernel reversal
@@ -19,6 +22,11 @@
  *     weights.
  *  3. reference (every dtype; also what the tests compare against): the
  *     spec's sum, written out, in the accumulation type of la_common.h.
+ *
+ * Epilogue (bind time only, f32): out = act(scale[o] * conv + bias[o] +
+ * sum_scale * residual), the residual being operand 2.  oneDNN does it as
+ * scaled weights plus post-ops; the other paths compute the plain
+ * convolution and then one pass over the result (apply_epilogue).
  *
  * Group semantics per the spec: with feature_group_count G, output feature o
  * belongs to group o / (Cout/G) and reads input features [g*Cin/G, ...); with
@@ -44,7 +52,15 @@ typedef struct conv_state {
   int64_t o_b, o_f, o_sp[HS_MAX_RANK];
   int64_t kprod, pprod;         /* window positions, output positions */
   hs_la_acc acc;
-  const hs_la_dnnl_prim *dnnl;
+  int of_dim;                   /* the result's output-feature dimension */
+  /* oneDNN: the problem (kept for re-planning at bind time) and the plan */
+  bool dnnl_ok;
+  hs_la_dnnl_conv_desc dd;
+  const hs_la_dnnl_conv *dnnl;
+  /* epilogue (bind time; see la_common.h) */
+  bool has_epilogue;
+  hs_la_conv_epilogue ep;
+  unsigned native;              /* slots stored in the primitive's format */
 } conv_state;
 
 static hs_status *get_list(const hs_op *op, const char *name, int n, int64_t dflt, int64_t *dst) {
@@ -76,7 +92,8 @@ static hs_status *check_dims(const hs_op *op, const char *what, int rank, int64_
   return NULL;
 }
 
-static void dnnl_try(conv_state *st, hs_dtype lt, hs_dtype rt, hs_dtype ot, const int64_t *pad_hi) {
+static void dnnl_try(conv_state *st, hs_dtype lt, hs_dtype rt, hs_dtype ot, const int64_t *pad_hi,
+                     hs_arena *arena) {
   if (lt != HS_F32 || rt != HS_F32 || ot != HS_F32) return;
   if (st->nsp < 1 || st->nsp > 3 || st->bg != 1) return;
   if (st->n_out == 0 || st->co == 0 || st->ci == 0 || st->pprod == 0 || st->kprod == 0) return;
@@ -96,10 +113,12 @@ static void dnnl_try(conv_state *st, hs_dtype lt, hs_dtype rt, hs_dtype ot, cons
     d.stride[i] = st->stride[i];
     d.dil[i] = st->rdil[i];
     d.pad_lo[i] = st->pad_lo[i];
-    /* oneDNN wants the high padding that the output size implies */
+    /* oneDNN computes the output size as StableHLO does (floor division), so
+     * the padding goes as it is (a stride that skips the last columns has
+     * them unread, not negative padding) */
+    d.pad_hi[i] = pad_hi[i];
     int64_t ext = (st->k[i] - 1) * st->rdil[i] + 1;
-    d.pad_hi[i] = (st->out[i] - 1) * st->stride[i] + ext - st->in[i] - st->pad_lo[i];
-    if (d.pad_hi[i] < 0) return;
+    if ((st->in[i] + d.pad_lo[i] + d.pad_hi[i] - ext) / st->stride[i] + 1 != st->out[i]) return;
   }
   d.src_strides[0] = st->l_b;
   d.src_strides[1] = st->l_f;
@@ -113,7 +132,9 @@ static void dnnl_try(conv_state *st, hs_dtype lt, hs_dtype rt, hs_dtype ot, cons
   d.wei_strides[1] = st->r_o;
   d.wei_strides[2] = st->r_i;
   for (int i = 0; i < st->nsp; i++) d.wei_strides[3 + i] = st->r_sp[i];
-  st->dnnl = hs_la_dnnl_conv(&d);
+  st->dd = d;
+  st->dnnl = hs_la_dnnl_conv_plan(&d, 0, NULL, NULL, arena);
+  st->dnnl_ok = st->dnnl != NULL;
 }
 
 hs_status *hs_la_conv_prepare(hs_op *op, hs_arena *arena) {
@@ -215,7 +236,8 @@ hs_status *hs_la_conv_prepare(hs_op *op, hs_arena *arena) {
                        hs_shape_str(os, a, sizeof a), hs_shape_str(&want, b, sizeof b));
   }
   st->acc = hs_la_acc_for(lt->dtype, rt->dtype, ot->dtype);
-  dnnl_try(st, lt->dtype, rt->dtype, ot->dtype, pad_hi);
+  st->of_dim = (int)of;
+  dnnl_try(st, lt->dtype, rt->dtype, ot->dtype, pad_hi, arena);
   op->kernel_state = st;
   return NULL;
 }
@@ -472,18 +494,137 @@ static hs_status *conv_im2col(hs_exec_ctx *ctx, const hs_op *op, const conv_stat
   return store_result(ctx, op, st, acc, out);
 }
 
+/* ------------------------------------------------------------ epilogue */
+
+/* The epilogue after a path that computed the plain convolution into out
+ * (f32 only: the pass sets epilogues on f32 convolutions alone). */
+static void apply_epilogue(const conv_state *st, const hs_tensor *res, hs_tensor *out) {
+  const hs_la_conv_epilogue *e = &st->ep;
+  float *o = out->data;
+  const float *r = e->residual ? res->data : NULL;
+  int64_t n = hs_tensor_numel(out);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t c = (i / st->o_f) % st->co;
+    float v = o[i];
+    if (e->scale) v *= e->scale[c];
+    if (e->bias) v += e->bias[c];
+    if (r) v += e->sum_scale * r[i];
+    if (e->relu && !(v > 0)) v = v != v ? v : 0.0f;
+    o[i] = v;
+  }
+}
+
+bool hs_la_conv_is_dnnl(const hs_op *op) {
+  const conv_state *st = op->kernel_state;
+  return op->kernel && op->kernel->run == hs_la_conv_run && st && st->dnnl_ok &&
+         op->results[0]->type.dtype == HS_F32 && !hs_la_reference_forced();
+}
+
+int hs_la_conv_feature_dim(const hs_op *op) { return ((const conv_state *)op->kernel_state)->of_dim; }
+
+hs_status *hs_la_conv_set_epilogue(hs_op *op, const hs_la_conv_epilogue *e, hs_arena *arena) {
+  conv_state *st = op->kernel_state;
+  if (st->has_epilogue) return hs_op_error(op, HS_INTERNAL, "convolution epilogue set twice");
+  if (op->results[0]->type.dtype != HS_F32)
+    return hs_op_error(op, HS_INTERNAL, "convolution epilogues are for f32 only");
+  st->ep = *e;
+  size_t nb = sizeof(float) * (size_t)st->co;
+  if (e->scale && !(st->ep.scale = hs_arena_memdup(arena, e->scale, nb)))
+    return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+  if (e->bias && !(st->ep.bias = hs_arena_memdup(arena, e->bias, nb)))
+    return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+  st->has_epilogue = true;
+  if (st->dnnl_ok) {
+    st->dd.with_bias = e->bias != NULL;
+    st->dd.with_sum = e->residual;
+    st->dd.with_relu = e->relu;
+    uint32_t bits;
+    memcpy(&bits, &e->sum_scale, sizeof bits);
+    st->dd.sum_scale_bits = e->residual ? (int64_t)bits : 0;
+    /* A plan for comparing formats; specialize() makes the final one.  When
+     * oneDNN refuses the post-ops, the plain paths apply the epilogue. */
+    hs_la_dnnl_conv *c = hs_la_dnnl_conv_plan(&st->dd, 0, NULL, NULL, arena);
+    if (c) hs_la_dnnl_conv_set_bias(c, st->ep.bias);
+    st->dnnl = c;
+    st->dnnl_ok = c != NULL;
+  }
+  return NULL;
+}
+
+bool hs_la_conv_formats_match(const hs_op *producer, const hs_op *consumer, int slot) {
+  if (!hs_la_conv_is_dnnl(producer) || !hs_la_conv_is_dnnl(consumer)) return false;
+  const conv_state *p = producer->kernel_state, *c = consumer->kernel_state;
+  size_t bytes = 0;
+  if (!hs_la_dnnl_conv_format_equal(p->dnnl, HS_LA_DST, c->dnnl, slot, &bytes)) return false;
+  hs_tensor t = {HS_F32, producer->results[0]->type.shape, NULL};
+  return bytes == hs_tensor_nbytes(&t);
+}
+
+void hs_la_conv_set_native(hs_op *op, int slot) {
+  conv_state *st = op->kernel_state;
+  st->native |= 1u << slot;
+}
+
+unsigned hs_la_conv_native(const hs_op *op) { return ((const conv_state *)op->kernel_state)->native; }
+
+/* Weights known for good: the oneDNN plan packs them (scaled by the
+ * epilogue) once, with the layouts the bind-time passes chose. */
+hs_status *hs_la_conv_specialize(hs_op *op, const hs_tensor *const *konst, hs_arena *arena,
+                                  int num_threads) {
+  conv_state *st = op->kernel_state;
+  /* The plan made with the epilogue has unscaled weights: without a final
+   * plan, a scaling epilogue must run on the plain paths. */
+  bool scales = st->has_epilogue && st->ep.scale;
+  if (!st->dnnl_ok || !konst[1] || konst[1]->dtype != HS_F32 || hs_la_reference_forced()) {
+    if (scales) st->dnnl = NULL;
+    return NULL;
+  }
+  const float *w = konst[1]->data;
+  float *scaled = NULL;
+  if (st->has_epilogue && st->ep.scale) {
+    int64_t n = hs_tensor_numel(konst[1]);
+    scaled = malloc(sizeof(float) * (size_t)(n + 1));
+    if (!scaled) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+    /* the weights are row-major, so element i has output feature (i / r_o) % co */
+    for (int64_t i = 0; i < n; i++) scaled[i] = (float)((double)w[i] * (double)st->ep.scale[(i / st->r_o) % st->co]);
+    w = scaled;
+  }
+  /* The final primitive is made for the program's threads; native tensors
+   * keep the formats the passes compared (those of the probe plan). */
+  hs_la_dnnl_conv_desc d = st->dd;
+  d.nthr = num_threads;
+  hs_la_dnnl_conv *c = hs_la_dnnl_conv_plan(&d, st->native, st->dnnl, w, arena);
+  free(scaled);
+  if (!c) {
+    if (st->native) return hs_op_error(op, HS_INTERNAL, "oneDNN refused a convolution planned in its own layouts");
+    if (scales) st->dnnl = NULL;
+    return NULL; /* keep the earlier plan */
+  }
+  if (st->has_epilogue) hs_la_dnnl_conv_set_bias(c, st->ep.bias);
+  st->dnnl = c;
+  return NULL;
+}
+
 /* ------------------------------------------------------------ run */
 
 hs_status *hs_la_conv_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in, hs_tensor *out) {
   const conv_state *st = op->kernel_state;
   if (hs_tensor_numel(out) == 0) return NULL;
   bool ref = hs_la_reference_forced();
+  const hs_tensor *res = st->has_epilogue && st->ep.residual ? &in[2] : NULL;
   if (st->dnnl && !ref) {
-    size_t ws = hs_la_dnnl_workspace(st->dnnl);
+    size_t ws = hs_la_dnnl_conv_workspace(st->dnnl);
     void *w = ws ? hs_exec_scratch(ctx, ws) : NULL;
-    if ((w || !ws) && hs_la_dnnl_conv_run(st->dnnl, in[0].data, in[1].data, out->data, w))
+    if (ws && !w) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
+    hs_la_dnnl_use_threads(hs_exec_num_threads(ctx));
+    if (hs_la_dnnl_conv_run(st->dnnl, in[0].data, in[1].data, res ? res->data : NULL, out->data, w))
       return NULL;
   }
-  if (st->acc == HS_LA_ACC_F32 && !ref) return conv_im2col(ctx, op, st, in, out);
-  return conv_reference(ctx, op, st, in, out);
+  if (st->native)
+    return hs_op_error(op, HS_INTERNAL, "oneDNN failed on a convolution whose tensors are in its own layout");
+  hs_status *s;
+  if (st->acc == HS_LA_ACC_F32 && !ref) s = conv_im2col(ctx, op, st, in, out);
+  else s = conv_reference(ctx, op, st, in, out);
+  if (!s && st->has_epilogue) apply_epilogue(st, res, out);
+  return s;
 }

@@ -433,6 +433,7 @@ static hs_status *dot_fast(hs_exec_ctx *ctx, const hs_op *op, const dot_state *s
     c = hs_exec_scratch(ctx, sizeof(float) * (size_t)(B * M * N + 1));
     if (!c) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
   }
+  if (st->dnnl) hs_la_dnnl_use_threads(hs_exec_num_threads(ctx));
   if (!(st->dnnl && hs_la_dnnl_matmul_run(st->dnnl, a, b, c)))
     for (int64_t bi = 0; bi < B; bi++)
       hs_la_sgemm(ctx, M, N, K, a + bi * st->lv[0], st->lv[1], st->lv[2], b + bi * st->rv[0],
@@ -451,7 +452,7 @@ static hs_status *dot_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in
 const hs_kernel hs_kernels_linalg[] = {
     {"stablehlo.dot_general", dot_prepare, dot_run},
     {"stablehlo.dot", dot_prepare, dot_run},
-    {"stablehlo.convolution", hs_la_conv_prepare, hs_la_conv_run},
+    {"stablehlo.convolution", hs_la_conv_prepare, hs_la_conv_run, hs_la_conv_specialize},
     {"stablehlo.rng_bit_generator", hs_la_rng_prepare, hs_la_rng_run},
     {"stablehlo.triangular_solve", hs_la_trsm_prepare, hs_la_trsm_run},
     {"stablehlo.cholesky", hs_la_cholesky_prepare, hs_la_cholesky_run},
