@@ -607,6 +607,13 @@ static void put_data(hs_buf *b, const hs_tensor *t) {
 
 hs_status *hs_kserve_encode_response(hs_buf *out, const char *model_name, const char *id,
                                      const hs_kserve_output *outputs, int n, size_t *json_len) {
+  return hs_kserve_encode_response_params(out, model_name, id, NULL, outputs, n, json_len);
+}
+
+hs_status *hs_kserve_encode_response_params(hs_buf *out, const char *model_name, const char *id,
+                                            const char *parameters_json,
+                                            const hs_kserve_output *outputs, int n,
+                                            size_t *json_len) {
   size_t start = out->len;
   bool any_binary = false;
   hs_buf_puts(out, "{\"model_name\":");
@@ -615,6 +622,10 @@ hs_status *hs_kserve_encode_response(hs_buf *out, const char *model_name, const 
   if (id) {
     hs_buf_puts(out, ",\"id\":");
     hs_buf_json_string(out, id, strlen(id));
+  }
+  if (parameters_json && *parameters_json) {
+    hs_buf_puts(out, ",\"parameters\":");
+    hs_buf_puts(out, parameters_json);
   }
   hs_buf_puts(out, ",\"outputs\":[");
   for (int i = 0; i < n; i++) {

@@ -73,6 +73,12 @@ hs_status *hs_kserve_select_outputs(const hs_kserve_request *req, const char *co
  * Inference-Header-Content-Length response header), else 0. */
 hs_status *hs_kserve_encode_response(hs_buf *out, const char *model_name, const char *id,
                                      const hs_kserve_output *outputs, int n, size_t *json_len);
+/* The same with response "parameters": `parameters_json` is a JSON object's
+ * text written as is (NULL or "" for none). */
+hs_status *hs_kserve_encode_response_params(hs_buf *out, const char *model_name, const char *id,
+                                            const char *parameters_json,
+                                            const hs_kserve_output *outputs, int n,
+                                            size_t *json_len);
 
 /* {"error": "<message>"} */
 void hs_kserve_encode_error(hs_buf *out, const char *message);

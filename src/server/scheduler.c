@@ -86,9 +86,29 @@ static void signal_idle_locked(hs_scheduler *s) {
   if (s->queued == 0 && s->running == 0) pthread_cond_broadcast(&s->idle_cv);
 }
 
+/* A meta run's timing as response parameters: {"<stage>_us": N, ..., "glue_us": N}, integer
+ * microseconds per member of the group (the member's name without the "<meta>_" prefix, so the
+ * detector's are stage1_us and stage2_us) and for the rest of the run. */
+static void timing_parameters(const hs_model *m, const hs_run_timing *t, hs_buf *b) {
+  if (m->kind != HS_MODEL_META || t->num_stages <= 0) return;
+  const size_t prefix = strlen(m->name);
+  hs_buf_putc(b, '{');
+  for (int i = 0; i < t->num_stages && i < m->group_size; i++) {
+    const char *name = m->group_names[i];
+    if (strncmp(name, m->name, prefix) == 0 && name[prefix] == '_' && name[prefix + 1])
+      name += prefix + 1;
+    char key[160];
+    snprintf(key, sizeof key, "%s_us", name);
+    hs_buf_json_string(b, key, strlen(key));
+    hs_buf_printf(b, ":%lld,", (long long)((t->stage_ns[i] + 500) / 1000));
+  }
+  hs_buf_printf(b, "\"glue_us\":%lld}", (long long)((t->glue_ns + 500) / 1000));
+}
+
 /* Builds the 200 response body from a run's outputs. */
-static hs_status *encode(hs_job *job, const hs_named_tensor *outs, int n_out, char **body,
-                         size_t *len, size_t *header_len) {
+static hs_status *encode(hs_job *job, const hs_named_tensor *outs, int n_out,
+                         const hs_run_timing *timing, char **body, size_t *len,
+                         size_t *header_len) {
   const char *names[64];
   int order[64];
   bool binary[64];
@@ -111,12 +131,19 @@ static hs_status *encode(hs_job *job, const hs_named_tensor *outs, int n_out, ch
       ko[k].tensor = &outs[op[k]].tensor;
       ko[k].binary = bp[k];
     }
-    hs_buf b;
+    hs_buf b, params;
     hs_buf_init(&b);
-    st = hs_kserve_encode_response(&b, job->model->name, job->req.id, ko, n_sel, header_len);
+    hs_buf_init(&params);
+    timing_parameters(job->model, timing, &params);
+    hs_buf_putc(&params, '\0');
+    if (params.oom) st = hs_status_new(HS_OUT_OF_MEMORY, "out of memory writing the response");
+    if (!st)
+      st = hs_kserve_encode_response_params(&b, job->model->name, job->req.id, params.data, ko,
+                                            n_sel, header_len);
     if (!st)
       *body = hs_buf_detach(&b, len);
     hs_buf_free(&b);
+    hs_buf_free(&params);
   }
   if (!small) {
     free((void *)np);
@@ -153,7 +180,8 @@ static void execute(hs_scheduler *s, worker_slot *slot, hs_job *job) {
                        m->name, (double)(end - job->deadline_ns) / 1e6);
   char *body = NULL;
   size_t len = 0, header_len = 0;
-  if (!st && !atomic_load(&job->answered)) st = encode(job, outs, n_out, &body, &len, &header_len);
+  if (!st && !atomic_load(&job->answered))
+    st = encode(job, outs, n_out, &w->timing, &body, &len, &header_len);
   hs_worker_release(w);
   if (!st) {
     if (body) hs_job_answer(job, 200, body, len, header_len);

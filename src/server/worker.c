@@ -141,6 +141,7 @@ static hs_status *host_call(void *host, const char *name, const hs_named_tensor 
   hs_status *st = run_dense(h->w, m, program, ordered, outputs, num_outputs);
   int64_t dt = hs_now_ns() - t0;
   h->call_ns += dt;
+  if (g < HS_MAX_TIMED_STAGES) h->w->timing.stage_ns[g] += dt;
   if (h->w->metrics) hs_histogram_observe(&h->w->metrics->models[meta->index].stages[g], dt);
   return hs_status_annotate(st, "%s: calling %s", meta->name, name);
 }
@@ -205,11 +206,13 @@ static hs_status *run_meta(hs_worker *w, const hs_run *run, const hs_named_tenso
   memset(h, 0, sizeof *h);
   h->w = w;
   h->run = run;
+  w->timing.num_stages = m->group_size < HS_MAX_TIMED_STAGES ? m->group_size : HS_MAX_TIMED_STAGES;
   hs_meta_ctx ctx = {&HOST_OPS, h, m->name};
   int64_t t0 = hs_now_ns();
   hs_status *st = m->run(&ctx, run->inputs, run->num_inputs);
   int64_t total = hs_now_ns() - t0;
   if (w->metrics) hs_histogram_observe(&w->metrics->models[m->index].glue, total - h->call_ns);
+  w->timing.glue_ns = total - h->call_ns;
   if (st) {
     /* Keep the code; make sure the message names the model. */
     if (!strstr(hs_status_message(st), m->name)) st = hs_status_annotate(st, "%s", m->name);
@@ -231,6 +234,7 @@ hs_status *hs_worker_run(hs_worker *w, const hs_run *run, const hs_named_tensor 
                          int *num_outputs) {
   *outputs = NULL;
   *num_outputs = 0;
+  memset(&w->timing, 0, sizeof w->timing);
   const hs_model *m = run->model;
   if (!m->ready) return hs_status_new(HS_UNAVAILABLE, "model %s is not ready: %s", m->name, m->reason);
   if (m->kind == HS_MODEL_META) return run_meta(w, run, outputs, num_outputs);

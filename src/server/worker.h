@@ -29,6 +29,17 @@ typedef struct hs_meta_state_slot {
   void (*destroy)(void *state);
 } hs_meta_state_slot;
 
+/* Where the worker's last meta run spent its time: in the sub-calls of each
+ * member of the meta's group (in group order; members past
+ * HS_MAX_TIMED_STAGES are not listed) and in the rest of the run (the glue).
+ * The scheduler sends it back as the response's parameters. */
+#define HS_MAX_TIMED_STAGES 16
+typedef struct hs_run_timing {
+  int num_stages; /* 0: the last run was not a meta run */
+  int64_t stage_ns[HS_MAX_TIMED_STAGES];
+  int64_t glue_ns;
+} hs_run_timing;
+
 typedef struct hs_worker {
   int id;
   const hs_repository *repo;
@@ -36,6 +47,7 @@ typedef struct hs_worker {
   hs_scratch_pool pool;
   hs_meta_state_slot *states; /* [repo->num_models] */
   size_t reported_pooled;     /* last pool size added to the metrics gauge */
+  hs_run_timing timing;       /* of the last run (hs_worker_run resets it) */
 } hs_worker;
 
 typedef struct hs_run {

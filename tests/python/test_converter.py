@@ -63,7 +63,7 @@ def torch_stages(options: dict):
     import torchvision_frcnn_detector as H
     o = H._validate(dict(options))
     model = H.build_model(o)
-    s1, s2 = H.make_stages(model, o["input_dtype"])
+    s1, s2 = H.make_stages(model)
     return o, model, s1, s2
 
 
@@ -74,7 +74,8 @@ def check_stage1(bundle_dir: Path, stage1, input_dtype: str, program: int = 0, s
     shape = m["programs"][program]["input_shapes"][0]
     g = torch.Generator().manual_seed(seed)
     if input_dtype == "u8":
-        x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        # stage1 takes float32 in [0, 1] either way; a u8 model's meta sends bytes / 255
+        x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g).float() / 255
     else:
         x = torch.rand(shape, generator=g)
     got = xla_run.run_bundle(bundle_dir, {"INPUT__0": x.numpy()}, program=program)
@@ -328,7 +329,7 @@ def test_small_conversion_bundles(small_conversion):
     assert sorted(p.name for p in out.iterdir()) == ["det", "det_stage1", "det_stage2"]
     s1, s2, meta = (manifest(out / n) for n in ("det_stage1", "det_stage2", "det"))
     assert s1["kind"] == "dense" and s1["format_version"] == 1
-    assert s1["inputs"] == [{"name": "INPUT__0", "datatype": "UINT8", "shape": [1, 3, 320, 320]}]
+    assert s1["inputs"] == [{"name": "INPUT__0", "datatype": "FP32", "shape": [1, 3, 320, 320]}]
     names = [t["name"] for t in s1["outputs"]]
     # mobilenet FPN: two pooled maps, three RPN levels
     assert names == ["feat_0", "feat_1", "obj_0", "obj_1", "obj_2",
@@ -349,7 +350,9 @@ def test_small_conversion_bundles(small_conversion):
     main = text[text.index("func.func public @main("):]
     main = main[:main.index(") -> (")]
     assert main.count("%arg") == len(s1["weights"]["params"]) + 1
-    assert "tensor<1x3x320x320xui8>" in main.split("%arg")[-1]
+    assert "tensor<1x3x320x320xf32>" in main.split("%arg")[-1]
+    # the meta takes the client's u8 image of any size and letterboxes it (stage1 takes [0, 1])
+    assert meta["inputs"] == [{"name": "INPUT__0", "datatype": "UINT8", "shape": [1, 3, -1, -1]}]
     assert "custom_call" not in text and "loc(" not in text
     assert "transform.image_mean" in s1["weights"]["params"]
     assert "rpn.head.cls_logits.weight" in s1["weights"]["params"]
@@ -363,13 +366,13 @@ def test_small_conversion_matches_torch(small_conversion):
 
 
 def test_stage1_is_torchvisions_own_preprocessing_and_heads():
-    """stage1(u8 image) == torchvision's normalize(image / 255) -> backbone -> rpn.head."""
+    """stage1(u8 image / 255) == torchvision's normalize(image / 255) -> backbone -> rpn.head."""
     import torch
     o, model, s1, _ = torch_stages(SMALL)
     perturb_(model, 3)
     x = torch.randint(0, 256, (1, 3, 320, 320), dtype=torch.uint8)
     with torch.no_grad():
-        got = s1(x)
+        got = s1(x.float() / 255)
         feats = model.backbone(model.transform.normalize(x[0].float() / 255)[None])
         obj, deltas = model.rpn.head(list(feats.values()))
     ref = [feats["0"], feats["1"], *obj, *deltas]

@@ -674,7 +674,7 @@ def test_detector_with_tritonclient(hloserve, detector_repo, tmp_path):
         for stage in ("detector_stage1", "detector_stage2"):
             assert not c.is_model_ready(stage)
         md = c.get_model_metadata("detector")
-        assert md["inputs"][0]["shape"] == [1, 3, 256, 256]
+        assert md["inputs"][0]["shape"] == [1, 3, -1, -1]  # any image size: the meta letterboxes
         got = {}
         for binary in (True, False):
             inp = httpclient.InferInput("INPUT__0", list(image.shape), "UINT8")
@@ -692,12 +692,21 @@ def test_detector_with_tritonclient(hloserve, detector_repo, tmp_path):
         # JSON and binary carry the same float32 values; the server runs what runs in process
         np.testing.assert_array_equal(got[False], det)
         np.testing.assert_array_equal(local, det)
-        # a stage is not reachable, and a wrong image is a 400 from the meta's own check
+        # the response carries where the time went (docs/server.md)
+        params = res.get_response().get("parameters", {})
+        assert set(params) == {"stage1_us", "stage2_us", "glue_us"}, params
+        assert all(isinstance(v, int) and v >= 0 for v in params.values())
+        # a stage is not reachable; a wrong image is a 400 from the manifest check (4 channels)
+        # or from the meta's own check (an empty image)
         from tritonclient.utils import InferenceServerException
-        bad = httpclient.InferInput("INPUT__0", [1, 3, 128, 128], "UINT8")
-        bad.set_data_from_numpy(np.zeros((1, 3, 128, 128), np.uint8))
-        with pytest.raises(InferenceServerException, match=r"\[400\]"):
+        bad = httpclient.InferInput("INPUT__0", [1, 4, 128, 128], "UINT8")
+        bad.set_data_from_numpy(np.zeros((1, 4, 128, 128), np.uint8))
+        with pytest.raises(InferenceServerException, match=r"\[400\].*\[1, 3, -1, -1\]"):
             c.infer("detector", [bad])
+        empty = httpclient.InferInput("INPUT__0", [1, 3, 0, 128], "UINT8")
+        empty.set_data_from_numpy(np.zeros((1, 3, 0, 128), np.uint8))
+        with pytest.raises(InferenceServerException, match=r"\[400\].*\[1, 3, H, W\]"):
+            c.infer("detector", [empty])
         with pytest.raises(InferenceServerException, match="unknown model"):
             c.infer("detector_stage1", [inp])
         text = s.metrics()

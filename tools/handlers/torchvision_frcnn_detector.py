@@ -5,13 +5,20 @@ Entry point (the handler API, docs/converter.md): plan(model, options, ctx) -> M
 Why the split: the backbone and the heads are static tensor math that torch.export traces; the
 middle of torchvision's GeneralizedRCNN (anchor generation, proposal selection and NMS, ROIAlign,
 box decoding, the final per-class NMS) depends on the data and cannot be one static graph. So:
-  <model>_stage1  backbone + rpn.head, with the /255 (u8) and the ImageNet normalisation baked in:
-                  INPUT__0 [1,3,H,W] -> feat_* (the maps ROI pooling reads), obj_*, delta_* (per
+  <model>_stage1  backbone + rpn.head, with the ImageNet normalisation baked in: INPUT__0 float32
+                  [1,3,H,W] in [0, 1] -> feat_* (the maps ROI pooling reads), obj_*, delta_* (per
                   RPN level). One program per compiled input shape, one shared weights file.
   <model>_stage2  roi_heads.box_head + box_predictor over K = rpn_post_nms_top_n_test ROIs:
                   ROI_FEATS [K,256,7,7] -> cls_logits [K,C], bbox_deltas [K,C*4].
-  <model>         the meta bundle: group = the two stages; model.c runs the glue between them
-                  (DetectionGlue), with every constant read from the live model baked in.
+  <model>         the meta bundle: group = the two stages; model.c takes the client's image
+                  (u8, or f32 in [0, 1]: input_dtype) of any size, letterboxes it into the best
+                  compiled shape the way torchvision's GeneralizedRCNNTransform resizes and pads,
+                  runs stage1, the glue (DetectionGlue), stage2, and maps the boxes back to the
+                  client's pixels; every constant read from the live model is baked in.
+Why stage1 takes float32 in [0, 1] whatever input_dtype says: torchvision resizes the normalised
+float image and pads it with zeros after normalisation, i.e. with the ImageNet mean in [0, 1]
+units; neither the resized values nor the mean are bytes, so the wrapper works in float and the
+client-facing dtype (input_dtype) is the meta's alone.
 Both stages are plain nn.Modules wrapping the live model's own submodules, so the safetensors
 keys are torchvision's state_dict keys (plus transform.image_mean/std for the normalisation).
 
@@ -27,7 +34,7 @@ from pathlib import Path
 from hloserve_export import api
 from hloserve_export.api import OptionError
 
-HANDLER_VERSION = 1
+HANDLER_VERSION = 2  # 2: stage1 takes float32 [0, 1]; the meta letterboxes any image size
 
 ARCHS = ["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
          "mobilenet_v3_large_320_fpn"]
@@ -70,6 +77,9 @@ OPTIONS = {
     **{k: None for k in _KNOBS},
 }
 
+# The largest client image edge the meta accepts (the server's --max-request-bytes bounds the
+# area; this bounds the letterbox's index arithmetic and the error message's promise).
+MAX_INPUT_EDGE = 1 << 15
 INPUT_NAME = "INPUT__0"
 OUTPUT_NAME = "OUTPUT__0"
 MAX_EDGE = 4096
@@ -272,8 +282,9 @@ def _freeze_batchnorm(module, torch, frozen_cls) -> None:
             _freeze_batchnorm(child, torch, frozen_cls)
 
 
-def make_stages(model, input_dtype: str):
-    """(stage1, stage2) nn.Modules wrapping the live model's submodules (shared, not copied)."""
+def make_stages(model):
+    """(stage1, stage2) nn.Modules wrapping the live model's submodules (shared, not copied).
+    stage1 takes a float32 image in [0, 1] (the meta converts u8 input and letterboxes)."""
     import torch
     from torch import nn
 
@@ -298,14 +309,10 @@ def make_stages(model, input_dtype: str):
             self.backbone = model.backbone
             self.rpn = nn.Module()
             self.rpn.head = model.rpn.head
-            self.u8 = input_dtype == "u8"
             self.pooled_keys = pooled_keys
 
         def forward(self, image):
-            x = image.to(torch.float32)
-            if self.u8:
-                x = x / 255.0
-            x = (x - self.transform.image_mean) / self.transform.image_std
+            x = (image - self.transform.image_mean) / self.transform.image_std
             features = self.backbone(x)
             objectness, deltas = self.rpn.head(list(features.values()))
             pooled = tuple(features[k] for k in self.pooled_keys)
@@ -335,10 +342,10 @@ def stage_io_names(model, n_stage1_outputs: int) -> tuple[list[str], list[str]]:
     return s1, ["cls_logits", "bbox_deltas"]
 
 
-def example_image(o: dict, w: int, h: int):
+def example_image(w: int, h: int):
+    """stage1's example input: float32 [1, 3, H, W] (values in [0, 1])."""
     import torch
-    dtype = torch.uint8 if o["input_dtype"] == "u8" else torch.float32
-    return torch.zeros((1, 3, h, w), dtype=dtype)
+    return torch.zeros((1, 3, h, w), dtype=torch.float32)
 
 
 def _build(model_name: str, o: dict, names: dict, dirs, ctx: api.HandlerContext) -> None:
@@ -348,14 +355,14 @@ def _build(model_name: str, o: dict, names: dict, dirs, ctx: api.HandlerContext)
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     model = build_model(o)
-    stage1, stage2 = make_stages(model, o["input_dtype"])
+    stage1, stage2 = make_stages(model)
 
     # stage1: one program per input shape, one weight set.
     programs, params, weights, s1_shapes = [], None, None, []
     multi = len(o["input_shapes"]) > 1
     for w, h in o["input_shapes"]:
         ctx.log(f"  {names['stage1']}: exporting {w}x{h}")
-        low = lower.export_module(stage1, (example_image(o, w, h),))
+        low = lower.export_module(stage1, (example_image(w, h),))
         s1_out, s2_out = stage_io_names(model, len(low.output_shapes))
         if params is None:
             params, weights = low.params, low.weights
@@ -391,7 +398,8 @@ def _build(model_name: str, o: dict, names: dict, dirs, ctx: api.HandlerContext)
     # meta
     config = meta_config(model, o, names, s1_shapes, stage1.pooled_keys)
     in_dtype = "UINT8" if o["input_dtype"] == "u8" else "FP32"
-    in_shape = bundle.merged_shape([[1, 3, h, w] for w, h in o["input_shapes"]])
+    # The meta letterboxes any image size into one of the compiled shapes: H and W are free.
+    in_shape = [1, 3, -1, -1]
     bundle.write_meta_bundle(
         dirs[names["meta"]], name=model_name, group=[names["stage1"], names["stage2"]],
         inputs=[{"name": INPUT_NAME, "datatype": in_dtype, "shape": in_shape}],
@@ -453,6 +461,11 @@ def meta_config(model, o: dict, names: dict, s1_shapes, pooled_keys: list[str]) 
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
         "input_dtype": o["input_dtype"],
+        "stage1_input_dtype": "f32",
+        # GeneralizedRCNNTransform's normalisation (stage1 applies it); the letterbox pads with
+        # the mean, which is torchvision's zero padding after normalisation
+        "image_mean": [float(torch.tensor(v, dtype=torch.float32)) for v in model.transform.image_mean],
+        "image_std": [float(torch.tensor(v, dtype=torch.float32)) for v in model.transform.image_std],
         "output_cols": o["output_cols"],
         "num_classes": int(roi.box_predictor.cls_score.out_features),
         "image_shapes": image_shapes,
@@ -569,16 +582,21 @@ def render_model_c(model_name: str, config: dict) -> str:
  * lists them with their meaning; docs/bundles.md).
  *
  * Orchestration, as torchvision's GeneralizedRCNN runs it at eval time for one image:
- *   {config['stage1']} (backbone + RPN head, normalisation baked in)
+ *   the client's image [1, 3, h, w] ({config['input_dtype']}) of any size, letterboxed into the compiled
+ *   shape that wastes the least area (torchvision's resize and zero padding: below)
+ *   -> {config['stage1']} (backbone + RPN head, normalisation baked in)
  *   -> per level: anchors, flattened objectness and deltas
  *   -> RPN proposal selection (top-k per level, decode, clip, NMS, top {rpn['post_nms_top_n']})
  *   -> MultiScaleRoIAlign into a scratch [K, C, 7, 7] (aligned=false, sampling ratio {roi['sampling_ratio']})
  *   -> {config['stage2']} (box head + predictor over K = {roi['K']} rows; rows past the
  *      proposal count are zero and ignored)
- *   -> final per-class NMS (class 0 = background) -> {config['output_name']} [N, {config['output_cols']}].
+ *   -> final per-class NMS (class 0 = background), boxes scaled back to the client's pixels
+ *   -> {config['output_name']} [N, {config['output_cols']}].
  * Errors are returned as hs_status values naming this model; nothing here allocates: buffers
  * come from hs_meta_scratch (pooled per worker) and the glue workspace is kept per worker.
  */
+#include <math.h> /* isfinite (a macro: the bundle links no libm) */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -591,6 +609,8 @@ def render_model_c(model_name: str, config: dict) -> str:
 #define INPUT_NAME {_cstr(config['input_name'])}
 #define OUTPUT_NAME {_cstr(config['output_name'])}
 #define INPUT_DTYPE {in_dtype}
+#define INPUT_IS_U8 {1 if config['input_dtype'] == 'u8' else 0}
+#define MAX_EDGE {MAX_INPUT_EDGE}    /* largest client image edge */
 #define OUTPUT_COLS {int(config['output_cols'])}
 #define NUM_CLASSES {int(config['num_classes'])}
 
@@ -613,6 +633,11 @@ static const image_shape SHAPES[NUM_SHAPES] = {{
 {chr(10).join(shape_rows)}
 }};
 #define SHAPES_TEXT "{shapes_text}"
+#define MAX_SHAPE_W {max(s['width'] for s in shapes)}
+#define MAX_SHAPE_H {max(s['height'] for s in shapes)}
+
+/* GeneralizedRCNNTransform's image_mean: the letterbox's padding ([0, 1] units). */
+static const float IMAGE_MEAN[3] = {{{", ".join(_cf(x) for x in config['image_mean'])}}};
 
 /* Cell anchors per level (AnchorGenerator.cell_anchors: x1, y1, x2, y2 around 0). */
 {chr(10).join(cells)}
@@ -704,33 +729,177 @@ static hs_status *get_workspace(hs_meta_ctx *ctx, hs_glue_workspace **out) {{
   return NULL;
 }}
 
+/* ---- the letterbox: torchvision's GeneralizedRCNNTransform, for one image ----------------
+ *
+ * torchvision (eval): normalise, resize by scale = min(min_size / min(h, w), max_size /
+ * max(h, w)) with F.interpolate(bilinear, align_corners=False, recompute_scale_factor=True),
+ * zero-pad bottom/right (after normalisation) into the batch, run, clip to the resized size, and
+ * multiply the boxes by original / resized (transform.postprocess).  Here the batch is one of the
+ * compiled shapes W x H; the scale is min(W / w, H / h), which is torchvision's formula with
+ * min_size and max_size the shape's short and long edges whenever the image and the shape have
+ * the same orientation (or either is square), and fits the image otherwise.  Stage1 normalises,
+ * so the resize runs on the [0, 1] image (interpolation is linear: the same values up to
+ * rounding) and the padding is the ImageNet mean, which stage1 normalises to torchvision's 0. */
+
+typedef struct letterbox {{
+  const image_shape *shape;
+  int64_t rw, rh; /* the resized image: its region [0, rh) x [0, rw) of the compiled shape */
+  int64_t waste;  /* padded pixels */
+}} letterbox;
+
+static letterbox fit_shape(const image_shape *shp, int64_t w, int64_t h) {{
+  const double sh = (double)shp->height / (double)h, sw = (double)shp->width / (double)w;
+  const double s = sh < sw ? sh : sw;
+  /* F.interpolate with recompute_scale_factor: output size = int(size * scale), in double */
+  letterbox b = {{shp, (int64_t)((double)w * s), (int64_t)((double)h * s), 0}};
+  if (b.rw > shp->width) b.rw = shp->width;
+  if (b.rh > shp->height) b.rh = shp->height;
+  b.waste = shp->width * shp->height - b.rw * b.rh;
+  return b;
+}}
+
+/* The compiled shape that wastes the least area (the first listed on ties); rw or rh 0 when even
+ * the best cannot hold the image (an image thinner than one pixel after scaling). */
+static letterbox choose_shape(int64_t w, int64_t h) {{
+  letterbox best = fit_shape(&SHAPES[0], w, h);
+  for (int i = 1; i < NUM_SHAPES; i++) {{
+    letterbox b = fit_shape(&SHAPES[i], w, h);
+    bool usable = b.rw > 0 && b.rh > 0, best_usable = best.rw > 0 && best.rh > 0;
+    if (usable && (!best_usable || b.waste < best.waste)) best = b;
+  }}
+  return best;
+}}
+
+/* One axis of ATen's CPU upsample_bilinear2d (align_corners=False, no scale given): in float,
+ * src = max(scale * (i + 0.5) - 0.5, 0) with scale = in / out, i0 = min(floor(src), in - 1),
+ * i1 = i0 + (i0 < in - 1), l1 = clamp(src - i0, 0, 1), l0 = 1 - l1; an axis whose size does not
+ * change is copied (i0 = i1 = i, l0 = 1, l1 = 0). */
+static void axis_weights(int64_t in, int64_t out, int64_t *i0, int64_t *i1, float *l0, float *l1) {{
+  const float scale = (float)in / (float)out;
+  for (int64_t i = 0; i < out; i++) {{
+    if (in == out) {{
+      i0[i] = i1[i] = i;
+      l0[i] = 1.0f;
+      l1[i] = 0.0f;
+      continue;
+    }}
+    float src = scale * ((float)i + 0.5f) - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    int64_t k = (int64_t)src; /* floor: src >= 0 */
+    if (k > in - 1) k = in - 1;
+    float lambda = src - (float)k;
+    lambda = lambda < 0.0f ? 0.0f : lambda > 1.0f ? 1.0f : lambda;
+    i0[i] = k;
+    i1[i] = k + (k < in - 1 ? 1 : 0);
+    l1[i] = lambda;
+    l0[i] = 1.0f - lambda;
+  }}
+}}
+
+/* The image [1, 3, h, w] (u8, or f32 in [0, 1]) letterboxed into out [1, 3, H, W] in [0, 1].
+ * Per output pixel, as ATen computes it: (x00 * wx0 + x01 * wx1) * wy0 + (x10 * wx0 + x11 * wx1)
+ * * wy1.  u8 values become v / 255 in float, torchvision's img.float() / 255. */
+static void letterbox_image(const void *image, int64_t h, int64_t w, const letterbox *b,
+                            const int64_t *xi0, const int64_t *xi1, const float *xl0,
+                            const float *xl1, const int64_t *yi0, const int64_t *yi1,
+                            const float *yl0, const float *yl1, float *out) {{
+  const int64_t H = b->shape->height, W = b->shape->width;
+#if INPUT_IS_U8
+  float lut[256];
+  for (int v = 0; v < 256; v++) lut[v] = (float)v / 255.0f;
+#define PIX(row, x) lut[(row)[x]]
+  typedef uint8_t pixel;
+#else
+#define PIX(row, x) ((row)[x])
+  typedef float pixel;
+#endif
+  for (int c = 0; c < 3; c++) {{
+    const pixel *src = (const pixel *)image + (size_t)c * (size_t)(h * w);
+    float *dst = out + (size_t)c * (size_t)(H * W);
+    const float pad = IMAGE_MEAN[c];
+    for (int64_t y = 0; y < b->rh; y++) {{
+      const pixel *r0 = src + yi0[y] * w, *r1 = src + yi1[y] * w;
+      const float wy0 = yl0[y], wy1 = yl1[y];
+      float *d = dst + y * W;
+      for (int64_t x = 0; x < b->rw; x++) {{
+        const float t0 = PIX(r0, xi0[x]) * xl0[x] + PIX(r0, xi1[x]) * xl1[x];
+        const float t1 = PIX(r1, xi0[x]) * xl0[x] + PIX(r1, xi1[x]) * xl1[x];
+        d[x] = t0 * wy0 + t1 * wy1;
+      }}
+      for (int64_t x = b->rw; x < W; x++) d[x] = pad;
+    }}
+    for (int64_t i = b->rh * W; i < H * W; i++) dst[i] = pad;
+  }}
+#undef PIX
+}}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
 static hs_status *run(hs_meta_ctx *ctx, const hs_named_tensor *inputs, int num_inputs) {{
-  /* The image: [1, 3, H, W] at one of the compiled shapes. */
+  /* The client's image: [1, 3, h, w] of any size. */
   const hs_named_tensor *image = find_tensor(inputs, num_inputs, INPUT_NAME);
   if (!image) return hs_status_new(HS_INVALID_ARGUMENT, "%s: missing input %s", MODEL_NAME,
                                    INPUT_NAME);
   const hs_shape *is = &image->tensor.shape;
-  const image_shape *shp = NULL;
-  if (is->rank == 4 && is->dims[0] == 1 && is->dims[1] == 3)
-    for (int i = 0; i < NUM_SHAPES; i++)
-      if (SHAPES[i].height == is->dims[2] && SHAPES[i].width == is->dims[3]) shp = &SHAPES[i];
-  if (image->tensor.dtype != INPUT_DTYPE || !shp) {{
+  if (image->tensor.dtype != INPUT_DTYPE || is->rank != 4 || is->dims[0] != 1 || is->dims[1] != 3 ||
+      is->dims[2] < 1 || is->dims[3] < 1 || is->dims[2] > MAX_EDGE || is->dims[3] > MAX_EDGE) {{
     char got[96];
     hs_shape_str(is, got, sizeof got);
-    return hs_status_new(HS_INVALID_ARGUMENT, "%s: input %s must be %s [1, 3, H, W] with W x H "
-                         "one of " SHAPES_TEXT "; got %s %s", MODEL_NAME, INPUT_NAME,
-                         hs_dtype_kserve_name(INPUT_DTYPE), hs_dtype_kserve_name(image->tensor.dtype), got);
+    return hs_status_new(HS_INVALID_ARGUMENT, "%s: input %s must be %s [1, 3, H, W] (an RGB "
+                         "image, 1 <= H, W <= %d); got %s %s", MODEL_NAME, INPUT_NAME,
+                         hs_dtype_kserve_name(INPUT_DTYPE), MAX_EDGE,
+                         hs_dtype_kserve_name(image->tensor.dtype), got);
   }}
+  const int64_t h = is->dims[2], w = is->dims[3];
+#if !INPUT_IS_U8
+  {{
+    const float *px = (const float *)image->tensor.data;
+    for (int64_t i = 0; i < 3 * h * w; i++)
+      if (!isfinite(px[i]))
+        return hs_status_new(HS_INVALID_ARGUMENT, "%s: input %s holds a non-finite value at "
+                             "element %lld (pixels are floats in [0, 1])", MODEL_NAME, INPUT_NAME,
+                             (long long)i);
+  }}
+#endif
+  const letterbox lb = choose_shape(w, h);
+  if (lb.rw < 1 || lb.rh < 1)
+    return hs_status_new(HS_INVALID_ARGUMENT, "%s: a %lld x %lld image is too thin to letterbox "
+                         "into any of " SHAPES_TEXT, MODEL_NAME, (long long)w, (long long)h);
+  const image_shape *shp = lb.shape;
   const int64_t H = shp->height, W = shp->width;
   hs_glue_workspace *ws = NULL;
   HS_RETURN_IF_ERROR(get_workspace(ctx, &ws));
 
+  /* Letterbox into stage1's float32 input. */
+  hs_tensor index, weight, letterboxed;
+  memset(&index, 0, sizeof index);
+  {{
+    hs_shape ishape;
+    memset(&ishape, 0, sizeof ishape);
+    ishape.rank = 1;
+    ishape.dims[0] = 2 * (MAX_SHAPE_W + MAX_SHAPE_H);
+    HS_RETURN_IF_ERROR(hs_meta_scratch(ctx, HS_I64, &ishape, &index));
+  }}
+  HS_RETURN_IF_ERROR(scratch_f32(ctx, 1, (const int64_t[]){{2 * (MAX_SHAPE_W + MAX_SHAPE_H)}}, &weight));
+  HS_RETURN_IF_ERROR(scratch_f32(ctx, 4, (const int64_t[]){{1, 3, H, W}}, &letterboxed));
+  {{
+    int64_t *xi0 = (int64_t *)index.data, *xi1 = xi0 + lb.rw, *yi0 = xi1 + lb.rw, *yi1 = yi0 + lb.rh;
+    float *xl0 = (float *)weight.data, *xl1 = xl0 + lb.rw, *yl0 = xl1 + lb.rw, *yl1 = yl0 + lb.rh;
+    axis_weights(w, lb.rw, xi0, xi1, xl0, xl1);
+    axis_weights(h, lb.rh, yi0, yi1, yl0, yl1);
+    letterbox_image(image->tensor.data, h, w, &lb, xi0, xi1, xl0, xl1, yi0, yi1, yl0, yl1,
+                    (float *)letterboxed.data);
+  }}
+  HS_RETURN_IF_ERROR(hs_meta_check_deadline(ctx));
+
   /* Stage 1: backbone + RPN head. */
+  const hs_named_tensor s1_in = {{.name = INPUT_NAME, .tensor = letterboxed}};
   const hs_named_tensor *s1 = NULL;
   int n1 = 0;
-  HS_RETURN_IF_ERROR(hs_meta_call(ctx, STAGE1, image, 1, &s1, &n1));
+  HS_RETURN_IF_ERROR(hs_meta_call(ctx, STAGE1, &s1_in, 1, &s1, &n1));
 
-  /* Per level: anchors, flattened objectness and deltas (decoded lazily by the selection). */
+  /* Per level: anchors over the whole compiled shape (torchvision: over the padded batch),
+   * flattened objectness and deltas (decoded lazily by the selection). */
   hs_glue_rpn_level levels[NUM_LEVELS];
   for (int l = 0; l < NUM_LEVELS; l++) {{
     const int64_t A = NUM_CELL_ANCHORS[l], gh = shp->grid[l][0], gw = shp->grid[l][1];
@@ -750,12 +919,13 @@ static hs_status *run(hs_meta_ctx *ctx, const hs_named_tensor *inputs, int num_i
                                     .deltas = del_flat.data, .anchors = anchors.data}};
   }}
 
-  /* Proposals: top-n per level, decode, clip, NMS, the best K. */
+  /* Proposals: top-n per level, decode, clip to the resized image, NMS, the best K. */
   hs_tensor proposals;
   int64_t num_props = 0;
   HS_RETURN_IF_ERROR(scratch_f32(ctx, 2, (const int64_t[]){{K, 4}}, &proposals));
-  HS_RETURN_IF_ERROR(hs_glue_select_rpn_proposals(ws, levels, NUM_LEVELS, H, W, &RPN_PARAMS,
-                                                  proposals.data, NULL, K, &num_props));
+  HS_RETURN_IF_ERROR(hs_glue_select_rpn_proposals(ws, levels, NUM_LEVELS, lb.rh, lb.rw,
+                                                  &RPN_PARAMS, proposals.data, NULL, K,
+                                                  &num_props));
 
   hs_tensor dets;
   int64_t num_dets = 0;
@@ -790,10 +960,11 @@ static hs_status *run(hs_meta_ctx *ctx, const hs_named_tensor *inputs, int num_i
     HS_RETURN_IF_ERROR(get_f32(s2, n2, STAGE2, "cls_logits", 2, (const int64_t[]){{K, NUM_CLASSES}}, &cls));
     HS_RETURN_IF_ERROR(get_f32(s2, n2, STAGE2, "bbox_deltas", 2, (const int64_t[]){{K, 4 * NUM_CLASSES}}, &deltas));
 
-    /* Softmax, decode, clip, score threshold, small boxes, per-class NMS, top detections. */
+    /* Softmax, decode, clip to the resized image, score threshold, small boxes, per-class NMS,
+     * top detections. */
     HS_RETURN_IF_ERROR(hs_glue_fast_rcnn_inference(ws, cls, deltas, proposals.data, num_props,
-                                                   NUM_CLASSES, H, W, &BOX_PARAMS, dets.data,
-                                                   DETECTIONS, OUTPUT_COLS, &num_dets));
+                                                   NUM_CLASSES, lb.rh, lb.rw, &BOX_PARAMS,
+                                                   dets.data, DETECTIONS, OUTPUT_COLS, &num_dets));
   }}
 
   hs_shape out_shape;
@@ -803,7 +974,20 @@ static hs_status *run(hs_meta_ctx *ctx, const hs_named_tensor *inputs, int num_i
   out_shape.dims[1] = OUTPUT_COLS;
   hs_tensor out;
   HS_RETURN_IF_ERROR(hs_meta_output(ctx, OUTPUT_NAME, HS_F32, &out_shape, &out));
-  if (num_dets > 0) memcpy(out.data, dets.data, (size_t)num_dets * OUTPUT_COLS * sizeof(float));
+  /* Back to the client's pixels: transform.postprocess multiplies by original / resized, both
+   * float32. */
+  const float ratio_w = (float)w / (float)lb.rw, ratio_h = (float)h / (float)lb.rh;
+  const float *src = (const float *)dets.data;
+  float *dst = (float *)out.data;
+  for (int64_t i = 0; i < num_dets; i++) {{
+    const float *s = src + i * OUTPUT_COLS;
+    float *d = dst + i * OUTPUT_COLS;
+    for (int k = 0; k < OUTPUT_COLS; k++) d[k] = s[k];
+    d[0] = s[0] * ratio_w;
+    d[1] = s[1] * ratio_h;
+    d[2] = s[2] * ratio_w;
+    d[3] = s[3] * ratio_h;
+  }}
   return NULL;
 }}
 
