@@ -53,34 +53,6 @@ static char *ints_str(char *buf, const int64_t *v, int n) {
   return buf;
 }
 
-/* Compiles text and runs @main on the inputs; outputs are allocated by the
- * runtime (free them). */
-static hs_status *run_prog(const char *text, int threads, const hs_tensor *in, int n_in,
-                           hs_tensor *out, int n_out) {
-  hs_program_options opt = {NULL, threads};
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", &opt, &p));
-  for (int i = 0; i < n_out; i++) out[i].data = NULL;
-  hs_status *st = hs_program_run(p, in, n_in, out, n_out);
-  hs_program_free(p);
-  return st;
-}
-
-static hs_status *compile_only(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_program_free(p);
-  return NULL;
-}
-
-static hs_status *run_checked(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_status *st = hs_program_run(p, NULL, 0, NULL, 0);
-  hs_program_free(p);
-  return st;
-}
-
 static hs_tensor make_f32(const int64_t *dims, int rank) {
   hs_tensor t;
   t.dtype = HS_F32;
@@ -235,9 +207,9 @@ HS_TEST(dot_general_random_f32) {
     double *want = malloc(sizeof(double) * (size_t)n);
     dot_naive(&c, in[0].data, in[1].data, want);
     hs_tensor fast, ref;
-    CHECK_OK(run_prog(text, 2, in, 2, &fast, 1));
+    CHECK_OK(hs_test_run(text, 2, in, 2, &fast, 1));
     hs_la_force_reference(true);
-    hs_status *st = run_prog(text, 1, in, 2, &ref, 1);
+    hs_status *st = hs_test_run(text, 1, in, 2, &ref, 1);
     hs_la_force_reference(false);
     CHECK_OK(st);
     for (int64_t i = 0; i < n; i++) {
@@ -283,11 +255,11 @@ HS_TEST(dot_general_large_fast_vs_reference) {
       if (dn) setenv("HS_NO_DNNL", "1", 1);
       hs_tensor in[2] = {make_f32(shapes[t][0], ranks[t]), make_f32(shapes[t][1], ranks[t])};
       hs_tensor fast, ref;
-      hs_status *st = run_prog(texts[t], 2, in, 2, &fast, 1);
+      hs_status *st = hs_test_run(texts[t], 2, in, 2, &fast, 1);
       unsetenv("HS_NO_DNNL");
       CHECK_OK(st);
       hs_la_force_reference(true);
-      st = run_prog(texts[t], 1, in, 2, &ref, 1);
+      st = hs_test_run(texts[t], 1, in, 2, &ref, 1);
       hs_la_force_reference(false);
       CHECK_OK(st);
       double e = rel_err(fast.data, ref.data, hs_tensor_numel(&ref));
@@ -298,7 +270,7 @@ HS_TEST(dot_general_large_fast_vs_reference) {
 
 HS_TEST(dot_general_int_wraps_and_mixed_types) {
   /* i8 x i8 -> i8 wraps: 100*3 + 100*1 = 400 = 144 mod 256 = -112 */
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %a = stablehlo.constant dense<[[100, 100], [-128, 1]]> : tensor<2x2xi8>\n"
       "  %b = stablehlo.constant dense<[[3, 0], [1, 2]]> : tensor<2x2xi8>\n"
@@ -318,7 +290,7 @@ HS_TEST(dot_general_int_wraps_and_mixed_types) {
 HS_TEST(dot_general_half_types_round_once) {
   /* 1 + 2^-11 + 2^-11 in f32 then rounded once to f16 is 1 + 2^-10; a
    * per-step f16 accumulation would give 1 (ties to even twice). */
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %a = stablehlo.constant dense<[[1.0, 0.00048828125, 0.00048828125]]> : tensor<1x3xf16>\n"
       "  %b = stablehlo.constant dense<[[1.0], [1.0], [1.0]]> : tensor<3x1xf16>\n"
@@ -334,22 +306,22 @@ HS_TEST(dot_general_half_types_round_once) {
 }
 
 HS_TEST(dot_general_bad_input_is_an_error) {
-  CHECK_ERR(compile_only("func.func @main(%a: tensor<2x3xf32>, %b: tensor<4x2xf32>) -> tensor<2x2xf32> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%a: tensor<2x3xf32>, %b: tensor<4x2xf32>) -> tensor<2x2xf32> {\n"
                          "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [0] : "
                          "(tensor<2x3xf32>, tensor<4x2xf32>) -> tensor<2x2xf32>\n"
                          "  return %0 : tensor<2x2xf32>\n}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only("func.func @main(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {\n"
                          "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [0] : "
                          "(tensor<2x3xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>\n"
                          "  return %0 : tensor<2x3xf32>\n}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only("func.func @main(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x2xf32> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%a: tensor<2x3xf32>, %b: tensor<3x2xf32>) -> tensor<2x2xf32> {\n"
                          "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [3] : "
                          "(tensor<2x3xf32>, tensor<3x2xf32>) -> tensor<2x2xf32>\n"
                          "  return %0 : tensor<2x2xf32>\n}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only("func.func @main(%a: tensor<2x3xcomplex<f32>>, %b: tensor<3x2xcomplex<f32>>) -> tensor<2x2xcomplex<f32>> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%a: tensor<2x3xcomplex<f32>>, %b: tensor<3x2xcomplex<f32>>) -> tensor<2x2xcomplex<f32>> {\n"
                          "  %0 = stablehlo.dot_general %a, %b, contracting_dims = [1] x [0] : "
                          "(tensor<2x3xcomplex<f32>>, tensor<3x2xcomplex<f32>>) -> tensor<2x2xcomplex<f32>>\n"
                          "  return %0 : tensor<2x2xcomplex<f32>>\n}\n"),
@@ -522,12 +494,12 @@ static void run_conv_case(const conv_case *c, int iter) {
   conv_naive(c, in[0].data, in[1].data, want);
   hs_tensor ref, fast, own;
   hs_la_force_reference(true);
-  hs_status *st = run_prog(text, 1, in, 2, &ref, 1);
+  hs_status *st = hs_test_run(text, 1, in, 2, &ref, 1);
   hs_la_force_reference(false);
   CHECK_OK(st);
-  CHECK_OK(run_prog(text, 2, in, 2, &fast, 1));
+  CHECK_OK(hs_test_run(text, 2, in, 2, &fast, 1));
   setenv("HS_NO_DNNL", "1", 1);
-  st = run_prog(text, 2, in, 2, &own, 1);
+  st = hs_test_run(text, 2, in, 2, &own, 1);
   unsetenv("HS_NO_DNNL");
   CHECK_OK(st);
   for (int64_t i = 0; i < n; i++) {
@@ -562,7 +534,7 @@ HS_TEST(convolution_random_onednn_friendly) {
 
 HS_TEST(convolution_integer_and_half) {
   /* i8 wraps; f16 accumulates in f32 and rounds once */
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[[100, 100, 100]]]> : tensor<1x1x3xi8>\n"
       "  %w = stablehlo.constant dense<[[[1, 2]]]> : tensor<1x1x2xi8>\n"
@@ -579,14 +551,14 @@ HS_TEST(convolution_integer_and_half) {
 
 HS_TEST(convolution_bad_input_is_an_error) {
   /* kernel input features do not match */
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main(%x: tensor<1x3x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32> {\n"
                 "  %0 = stablehlo.convolution(%x, %w) dim_numbers = [b, f, 0, 1]x[o, i, 0, 1]->[b, f, 0, 1], window = {} "
                 "{batch_group_count = 1 : i64, feature_group_count = 1 : i64} : (tensor<1x3x8x8xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32>\n"
                 "  return %0 : tensor<1x4x6x6xf32>\n}\n"),
             HS_INVALID_ARGUMENT);
   /* wrong result shape */
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<1x4x7x6xf32> {\n"
                 "  %0 = stablehlo.convolution(%x, %w) dim_numbers = [b, f, 0, 1]x[o, i, 0, 1]->[b, f, 0, 1], window = {} "
                 "{batch_group_count = 1 : i64, feature_group_count = 1 : i64} : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>) -> tensor<1x4x7x6xf32>\n"
@@ -719,7 +691,7 @@ HS_TEST(convolution_resnet_timing) {
  * zero key and counter, Threefry-2x32-20 gives (0x6b200159, 0x99ba4efe) and
  * Philox-4x32-10 gives (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8). */
 HS_TEST(rng_bit_generator_known_answers) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %s = stablehlo.constant dense<[0, 0]> : tensor<2xui64>\n"
       "  %0:2 = \"stablehlo.rng_bit_generator\"(%s) <{rng_algorithm = #stablehlo<rng_algorithm THREE_FRY>}> : (tensor<2xui64>) -> (tensor<2xui64>, tensor<3xui64>)\n"
@@ -737,7 +709,7 @@ HS_TEST(rng_bit_generator_known_answers) {
 }
 
 HS_TEST(rng_bit_generator_bad_state_is_an_error) {
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main(%s: tensor<3xui64>) -> tensor<4xui32> {\n"
                 "  %0:2 = \"stablehlo.rng_bit_generator\"(%s) <{rng_algorithm = #stablehlo<rng_algorithm THREE_FRY>}> : (tensor<3xui64>) -> (tensor<3xui64>, tensor<4xui32>)\n"
                 "  return %0#1 : tensor<4xui32>\n}\n"),
@@ -767,7 +739,7 @@ HS_TEST(triangular_solve_all_variants) {
             at, bt, bt, left ? "true" : "false", lower ? "true" : "false",
             trans ? "TRANSPOSE" : "NO_TRANSPOSE", unit ? "true" : "false", at, bt, bt, bt);
     hs_tensor x;
-    CHECK_OK(run_prog(text, 1, in, 2, &x, 1));
+    CHECK_OK(hs_test_run(text, 1, in, 2, &x, 1));
     /* check op(A) X = B or X op(A) = B with the used triangle only */
     const float *xb = x.data, *bb = in[1].data;
     for (int64_t b = 0; b < 2; b++) {
@@ -796,7 +768,7 @@ HS_TEST(triangular_solve_all_variants) {
 }
 
 HS_TEST(cholesky_lower_and_upper) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %a = stablehlo.constant dense<[[4.0, 2.0, -2.0], [2.0, 10.0, 2.0], [-2.0, 2.0, 5.0]]> : tensor<3x3xf32>\n"
       "  %0 = \"stablehlo.cholesky\"(%a) <{lower = true}> : (tensor<3x3xf32>) -> tensor<3x3xf32>\n"

@@ -18,35 +18,6 @@
 #include "hloserve/runtime.h"
 #include "testlib.h"
 
-/* Compiles and runs a self-checking program: @main() -> (). */
-static hs_status *run_checked(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_status *st = hs_program_run(p, NULL, 0, NULL, 0);
-  hs_program_free(p);
-  return st;
-}
-
-/* Compiles text, which must fail to compile. */
-static hs_status *compile_only(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_program_free(p);
-  return NULL;
-}
-
-/* Runs @main(inputs...) -> one f32 result (allocated by the runtime). */
-static hs_status *run_f32(const char *text, int threads, const hs_tensor *in, int n_in,
-                          hs_tensor *out) {
-  hs_program_options opt = {NULL, threads};
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", &opt, &p));
-  out->data = NULL;
-  hs_status *st = hs_program_run(p, in, n_in, out, 1);
-  hs_program_free(p);
-  return st;
-}
-
 static float *random_f32(int64_t n, unsigned seed) {
   float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
   srand(seed);
@@ -57,7 +28,7 @@ static float *random_f32(int64_t n, unsigned seed) {
 /* ---------------------------------------------------------- simple moves */
 
 HS_TEST(broadcast_reshape_transpose) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %s = stablehlo.constant dense<7> : tensor<i32>\n"
       "  %a = stablehlo.broadcast_in_dim %s, dims = [] : (tensor<i32>) -> tensor<2x2xi32>\n"
@@ -81,7 +52,7 @@ HS_TEST(broadcast_reshape_transpose) {
 }
 
 HS_TEST(slice_reverse_concat) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]> : tensor<3x5xi64>\n"
       "  %a = stablehlo.slice %x [0:3:2, 1:5:3] : (tensor<3x5xi64>) -> tensor<2x2xi64>\n"
@@ -96,7 +67,7 @@ HS_TEST(slice_reverse_concat) {
       "  check.expect_eq_const %f, dense<[[1, 4], [11, 14], [14, 13]]> : tensor<3x2xi64>\n"
       "  return\n"
       "}\n"));
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %a = stablehlo.constant dense<[[1, 2], [3, 4]]> : tensor<2x2xf32>\n"
       "  %b = stablehlo.constant dense<[[5], [6]]> : tensor<2x1xf32>\n"
@@ -108,7 +79,7 @@ HS_TEST(slice_reverse_concat) {
 }
 
 HS_TEST(concat_refuses_bad_shapes) {
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main() {\n"
                 "  %a = stablehlo.constant dense<[[1, 2]]> : tensor<1x2xi64>\n"
                 "  %b = stablehlo.constant dense<[[1, 2, 3]]> : tensor<1x3xi64>\n"
@@ -116,7 +87,7 @@ HS_TEST(concat_refuses_bad_shapes) {
                 "  return\n"
                 "}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main() {\n"
                 "  %a = stablehlo.constant dense<[[1, 2]]> : tensor<1x2xi64>\n"
                 "  %u = stablehlo.transpose %a, dims = [0, 0] : (tensor<1x2xi64>) -> tensor<1x1xi64>\n"
@@ -126,7 +97,7 @@ HS_TEST(concat_refuses_bad_shapes) {
 }
 
 HS_TEST(pad_negative_and_interior) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[1, 2, 3], [4, 5, 6]]> : tensor<2x3xi32>\n"
       "  %z = stablehlo.constant dense<0> : tensor<i32>\n"
@@ -145,7 +116,7 @@ HS_TEST(pad_negative_and_interior) {
 }
 
 HS_TEST(iota_all_dtypes) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %a = stablehlo.iota dim = 1 : tensor<2x3xf32>\n"
       "  check.expect_eq_const %a, dense<[[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]> : tensor<2x3xf32>\n"
@@ -162,7 +133,7 @@ HS_TEST(iota_all_dtypes) {
 }
 
 HS_TEST(dynamic_slice_clamps) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]> : tensor<3x4xi32>\n"
       "  %i = stablehlo.constant dense<-5> : tensor<i64>\n"
@@ -184,7 +155,7 @@ HS_TEST(dynamic_slice_clamps) {
 /* --------------------------------------------------------------- gather */
 
 HS_TEST(gather_forms) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       /* embedding lookup with clamping of the out-of-range rows */
       "  %t = stablehlo.constant dense<[[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]> : tensor<3x2xf32>\n"
@@ -213,7 +184,7 @@ HS_TEST(gather_forms) {
 /* -------------------------------------------------------------- scatter */
 
 HS_TEST(scatter_forms) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       /* add with duplicate indices; the window at 5 does not fit and is skipped */
       "  %x = stablehlo.constant dense<[1.0, 2.0, 3.0, 4.0, 5.0]> : tensor<5xf32>\n"
@@ -259,7 +230,7 @@ HS_TEST(scatter_forms) {
 }
 
 HS_TEST(scatter_variadic_region_and_batching) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       /* two inputs, a body that adds the first and keeps the larger of the second */
       "  %x = stablehlo.constant dense<[0, 0, 0]> : tensor<3xi32>\n"
@@ -292,7 +263,7 @@ HS_TEST(scatter_variadic_region_and_batching) {
 /* ------------------------------------------------------------ sort/top_k */
 
 HS_TEST(sort_forms) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       /* key/value sort descending along dim 1, stable */
       "  %k = stablehlo.constant dense<[[3, 1, 3, 2], [0, 5, 5, 1]]> : tensor<2x4xi32>\n"
@@ -341,7 +312,7 @@ HS_TEST(sort_forms) {
 }
 
 HS_TEST(top_k_ties_and_nan) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[1.0, 0x7FC00000, 3.0, 3.0, -1.0], [2.0, 2.0, 2.0, -0.0, 0.0]]> : tensor<2x5xf32>\n"
       "  %v, %i = chlo.top_k(%x, k = 3) : tensor<2x5xf32> -> (tensor<2x3xf32>, tensor<2x3xi32>)\n"
@@ -425,7 +396,7 @@ HS_TEST(sort_fast_path_matches_region) {
 }
 
 HS_TEST(region_results_are_validated) {
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main() {\n"
                 "  %x = stablehlo.constant dense<[1, 2]> : tensor<2xi32>\n"
                 "  %a = \"stablehlo.sort\"(%x) <{dimension = 0 : i64}> ({\n"
@@ -435,7 +406,7 @@ HS_TEST(region_results_are_validated) {
                 "  return\n"
                 "}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main() {\n"
                 "  %x = stablehlo.constant dense<[1, 2]> : tensor<2xi32>\n"
                 "  %i = stablehlo.constant dense<[[0]]> : tensor<1x1xi32>\n"
@@ -448,7 +419,7 @@ HS_TEST(region_results_are_validated) {
                 "  return\n"
                 "}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main() {\n"
                 "  %t = stablehlo.constant dense<[[0.0, 1.0], [2.0, 3.0]]> : tensor<2x2xf32>\n"
                 "  %i = stablehlo.constant dense<[[1]]> : tensor<1x1xi32>\n"
@@ -466,11 +437,11 @@ HS_TEST(transpose_large_matches_reference) {
   hs_tensor in = {HS_F32, {3, {A, B, C}}, x}, out;
   memset(&out, 0, sizeof out);
   for (int threads = 1; threads <= 2; threads++) {
-    CHECK_OK(run_f32("func.func @main(%x: tensor<37x64x130xf32>) -> tensor<130x37x64xf32> {\n"
+    CHECK_OK(hs_test_run("func.func @main(%x: tensor<37x64x130xf32>) -> tensor<130x37x64xf32> {\n"
                      "  %t = stablehlo.transpose %x, dims = [2, 0, 1] : (tensor<37x64x130xf32>) -> tensor<130x37x64xf32>\n"
                      "  return %t : tensor<130x37x64xf32>\n"
                      "}\n",
-                     threads, &in, 1, &out));
+                     threads, &in, 1, &out, 1));
     const float *y = out.data;
     int bad = 0;
     for (int c = 0; c < C; c++)
@@ -489,12 +460,12 @@ HS_TEST(pad_slice_broadcast_large_match_reference) {
   hs_tensor in = {HS_F32, {2, {H, W}}, x}, out;
   memset(&out, 0, sizeof out);
   /* pad low [2, -3], high [-1, 4], interior [1, 0]: 2 + 299 - 1 = 300 rows, 131 - 3 + 4 = 132 cols */
-  CHECK_OK(run_f32("func.func @main(%x: tensor<150x131xf32>) -> tensor<300x132xf32> {\n"
+  CHECK_OK(hs_test_run("func.func @main(%x: tensor<150x131xf32>) -> tensor<300x132xf32> {\n"
                    "  %z = stablehlo.constant dense<-7.0> : tensor<f32>\n"
                    "  %p = stablehlo.pad %x, %z, low = [2, -3], high = [-1, 4], interior = [1, 0] : (tensor<150x131xf32>, tensor<f32>) -> tensor<300x132xf32>\n"
                    "  return %p : tensor<300x132xf32>\n"
                    "}\n",
-                   2, &in, 1, &out));
+                   2, &in, 1, &out, 1));
   const float *y = out.data;
   int bad = 0;
   for (int r = 0; r < 300; r++)
@@ -507,11 +478,11 @@ HS_TEST(pad_slice_broadcast_large_match_reference) {
   free(out.data);
   CHECK_MSG(bad == 0, "pad: %d mismatches", bad);
 
-  CHECK_OK(run_f32("func.func @main(%x: tensor<150x131xf32>) -> tensor<49x44xf32> {\n"
+  CHECK_OK(hs_test_run("func.func @main(%x: tensor<150x131xf32>) -> tensor<49x44xf32> {\n"
                    "  %s = stablehlo.slice %x [3:150:3, 1:131:3] : (tensor<150x131xf32>) -> tensor<49x44xf32>\n"
                    "  return %s : tensor<49x44xf32>\n"
                    "}\n",
-                   2, &in, 1, &out));
+                   2, &in, 1, &out, 1));
   y = out.data;
   bad = 0;
   for (int r = 0; r < 49; r++)
@@ -520,11 +491,11 @@ HS_TEST(pad_slice_broadcast_large_match_reference) {
   free(out.data);
   CHECK_MSG(bad == 0, "slice: %d mismatches", bad);
 
-  CHECK_OK(run_f32("func.func @main(%x: tensor<150x131xf32>) -> tensor<131x4x150xf32> {\n"
+  CHECK_OK(hs_test_run("func.func @main(%x: tensor<150x131xf32>) -> tensor<131x4x150xf32> {\n"
                    "  %b = stablehlo.broadcast_in_dim %x, dims = [2, 0] : (tensor<150x131xf32>) -> tensor<131x4x150xf32>\n"
                    "  return %b : tensor<131x4x150xf32>\n"
                    "}\n",
-                   2, &in, 1, &out));
+                   2, &in, 1, &out, 1));
   y = out.data;
   bad = 0;
   for (int a = 0; a < W; a++)
@@ -543,11 +514,11 @@ HS_TEST(gather_rows_large_matches_reference) {
   for (int i = 0; i < N; i++) idx[i] = (i * 7919) % (V + 40) - 20; /* some out of range: clamped */
   hs_tensor in[2] = {{HS_F32, {2, {V, D}}, table}, {HS_I32, {1, {N}}, idx}}, out;
   memset(&out, 0, sizeof out);
-  CHECK_OK(run_f32("func.func @main(%t: tensor<1000x96xf32>, %i: tensor<700xi32>) -> tensor<700x96xf32> {\n"
+  CHECK_OK(hs_test_run("func.func @main(%t: tensor<1000x96xf32>, %i: tensor<700xi32>) -> tensor<700x96xf32> {\n"
                    "  %g = \"stablehlo.gather\"(%t, %i) <{dimension_numbers = #stablehlo.gather<offset_dims = [1], collapsed_slice_dims = [0], start_index_map = [0], index_vector_dim = 1>, slice_sizes = array<i64: 1, 96>}> : (tensor<1000x96xf32>, tensor<700xi32>) -> tensor<700x96xf32>\n"
                    "  return %g : tensor<700x96xf32>\n"
                    "}\n",
-                   2, in, 2, &out));
+                   2, in, 2, &out, 1));
   const float *y = out.data;
   int bad = 0;
   for (int i = 0; i < N; i++) {

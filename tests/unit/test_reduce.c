@@ -58,32 +58,6 @@ static void unravel(int64_t flat, const int64_t *dims, int rank, int64_t *idx) {
   }
 }
 
-static hs_status *run_prog(const char *text, int threads, const hs_tensor *in, int n_in,
-                           hs_tensor *out, int n_out) {
-  hs_program_options opt = {NULL, threads};
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", &opt, &p));
-  for (int i = 0; i < n_out; i++) out[i].data = NULL;
-  hs_status *st = hs_program_run(p, in, n_in, out, n_out);
-  hs_program_free(p);
-  return st;
-}
-
-static hs_status *compile_only(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_program_free(p);
-  return NULL;
-}
-
-static hs_status *run_checked(const char *text) {
-  hs_program *p = NULL;
-  HS_RETURN_IF_ERROR(hs_program_from_text(text, strlen(text), "test.mlir", NULL, &p));
-  hs_status *st = hs_program_run(p, NULL, 0, NULL, 0);
-  hs_program_free(p);
-  return st;
-}
-
 static hs_tensor make_f32(const int64_t *dims, int rank, bool small_ints) {
   hs_tensor t;
   t.dtype = HS_F32;
@@ -160,7 +134,7 @@ HS_TEST(reduce_random_f32_both_paths) {
               it, ot, kind == B_ADD ? "0.0" : "0xFF800000", ints_str(dl, rdims, nr),
               body(kind, generic), it, ot, ot);
       hs_tensor out;
-      CHECK_OK(run_prog(text, 2, &in, 1, &out, 1));
+      CHECK_OK(hs_test_run(text, 2, &in, 1, &out, 1));
       for (int64_t o = 0; o < no; o++) {
         float got = ((float *)out.data)[o];
         CHECK_MSG(got == (float)want[o], "iter %d generic %d: out[%lld] = %g, want %g\n%s", iter,
@@ -174,7 +148,7 @@ HS_TEST(reduce_random_f32_both_paths) {
 }
 
 HS_TEST(reduce_integer_bool_and_half_semantics) {
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[[100, 100, 100], [-128, -1, 1]]> : tensor<2x3xi8>\n"
       "  %z = stablehlo.constant dense<0> : tensor<i8>\n"
@@ -242,7 +216,7 @@ HS_TEST(reduce_variadic_argmax) {
   float *x = in.data;
   x[3 * 33 + 5] = NAN; /* a NaN wins */
   hs_tensor out;
-  CHECK_OK(run_prog(text, 1, &in, 1, &out, 1));
+  CHECK_OK(hs_test_run(text, 1, &in, 1, &out, 1));
   for (int r = 0; r < 7; r++) {
     int best = 0;
     for (int c = 1; c < 33; c++) {
@@ -317,7 +291,7 @@ HS_TEST(reduce_vm_matches_executor) {
                         "    %u = stablehlo.popcnt %w : tensor<i32>\n"
                       : "",
               et, et, et, et, et);
-      CHECK_OK(run_prog(text, 1, &in, 1, &out[variant], 1));
+      CHECK_OK(hs_test_run(text, 1, &in, 1, &out[variant], 1));
     }
     for (int64_t i = 0; i < 13; i++) {
       double a = hs_load_f64(in.dtype, out[0].data, i), b = hs_load_f64(in.dtype, out[1].data, i);
@@ -335,13 +309,13 @@ HS_TEST(reduce_bad_input_is_an_error) {
       "  return %%0 : %s\n}\n"
   char text[1024];
   sprintf(text, REDUCE_FMT, "tensor<2xf32>", "[2]", "tensor<2xf32>", "tensor<2xf32>");
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
   sprintf(text, REDUCE_FMT, "tensor<f32>", "[1, 1]", "tensor<f32>", "tensor<f32>");
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
   sprintf(text, REDUCE_FMT, "tensor<3xf32>", "[1]", "tensor<3xf32>", "tensor<3xf32>");
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
   /* a body returning the wrong type */
-  CHECK_ERR(compile_only("func.func @main(%x: tensor<2xf32>) -> tensor<f32> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%x: tensor<2xf32>) -> tensor<f32> {\n"
                          "  %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
                          "  %0 = \"stablehlo.reduce\"(%x, %z) <{dimensions = array<i64: 0>}> ({\n"
                          "  ^bb0(%a: tensor<f32>, %b: tensor<f32>):\n"
@@ -350,7 +324,7 @@ HS_TEST(reduce_bad_input_is_an_error) {
                          "  }) : (tensor<2xf32>, tensor<f32>) -> tensor<f32>\n"
                          "  return %0 : tensor<f32>\n}\n"),
             HS_INVALID_ARGUMENT);
-  CHECK_ERR(compile_only("func.func @main(%x: tensor<2xcomplex<f32>>, %z: tensor<complex<f32>>) -> tensor<complex<f32>> {\n"
+  CHECK_ERR(hs_test_compile("func.func @main(%x: tensor<2xcomplex<f32>>, %z: tensor<complex<f32>>) -> tensor<complex<f32>> {\n"
                          "  %0 = stablehlo.reduce(%x init: %z) applies stablehlo.add across dimensions = [0] : "
                          "(tensor<2xcomplex<f32>>, tensor<complex<f32>>) -> tensor<complex<f32>>\n"
                          "  return %0 : tensor<complex<f32>>\n}\n"),
@@ -429,7 +403,7 @@ static void run_rw_case(const rw_case *c, int kind, int iter, int threads) {
   for (int generic = 0; generic < V_COUNT; generic++) {
     rw_text(c, kind, generic, kind == B_ADD ? "0.0" : "0xFF800000", text);
     hs_tensor out;
-    CHECK_OK(run_prog(text, threads, &in, 1, &out, 1));
+    CHECK_OK(hs_test_run(text, threads, &in, 1, &out, 1));
     for (int64_t o = 0; o < no; o++) {
       float got = ((float *)out.data)[o];
       CHECK_MSG(got == (float)want[o], "iter %d generic %d: out[%lld] = %g, want %g\n%s", iter,
@@ -481,7 +455,7 @@ HS_TEST(reduce_window_pooling_shapes_threaded) {
 HS_TEST(reduce_window_spec_padding_semantics) {
   /* Padding reads as the init value: with init 10 and add, a window over one
    * padding element and x[0] sums 10 (init) + 10 (pad) + 1. */
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[1.0, 2.0, 3.0]> : tensor<3xf32>\n"
       "  %i = stablehlo.constant dense<10.0> : tensor<f32>\n"
@@ -506,7 +480,7 @@ HS_TEST(reduce_window_spec_padding_semantics) {
 
 HS_TEST(reduce_window_variadic) {
   /* max with its index over windows of 2 (ties keep the first) */
-  CHECK_OK(run_checked(
+  CHECK_OK(hs_test_run_checked(
       "func.func @main() {\n"
       "  %x = stablehlo.constant dense<[3.0, 1.0, 4.0, 4.0, 5.0]> : tensor<5xf32>\n"
       "  %i = stablehlo.iota dim = 0 : tensor<5xi32>\n"
@@ -536,11 +510,11 @@ HS_TEST(reduce_window_bad_input_is_an_error) {
   "  return %%0 : tensor<%s>\n}\n"
   char text[2048];
   sprintf(text, RW_FMT, "3x3xf32", "2, 2", "", "3x4xf32", "3x4xf32"); /* wrong result shape */
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
   sprintf(text, RW_FMT, "3xf32", "2", "", "3xf32", "3xf32"); /* wrong window rank */
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
   sprintf(text, RW_FMT, "3x3xf32", "2, 2", ", window_strides = array<i64: 0, 1>", "3x3xf32", "3x3xf32");
-  CHECK_ERR(compile_only(text), HS_INVALID_ARGUMENT);
+  CHECK_ERR(hs_test_compile(text), HS_INVALID_ARGUMENT);
 }
 
 /* ------------------------------------------------------------ select_and_scatter */
@@ -614,7 +588,7 @@ HS_TEST(select_and_scatter_random_both_paths) {
                                   : "    stablehlo.return %c : tensor<i1>\n",
               body(B_ADD, generic), it, st, it, it);
       hs_tensor out;
-      CHECK_OK(run_prog(text, 1, ins, 2, &out, 1));
+      CHECK_OK(hs_test_run(text, 1, ins, 2, &out, 1));
       for (int64_t i = 0; i < n; i++) {
         float got = ((float *)out.data)[i];
         CHECK_MSG(got == (float)want[i], "iter %d generic %d: out[%lld] = %g, want %g\n%s", iter,
@@ -628,7 +602,7 @@ HS_TEST(select_and_scatter_random_both_paths) {
 }
 
 HS_TEST(select_and_scatter_bad_input_is_an_error) {
-  CHECK_ERR(compile_only(
+  CHECK_ERR(hs_test_compile(
                 "func.func @main(%x: tensor<4xf32>, %s: tensor<3xf32>) -> tensor<4xf32> {\n"
                 "  %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
                 "  %0 = \"stablehlo.select_and_scatter\"(%x, %s, %z) <{window_dimensions = array<i64: 2>, window_strides = array<i64: 2>}> ({\n"

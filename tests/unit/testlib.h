@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "hloserve/runtime.h"
 #include "hloserve/status.h"
 
 extern int hs_test_failed_current;
@@ -81,6 +82,15 @@ extern int hs_tests_run, hs_tests_failed;
             (double)(a), (double)(b), (double)(tol))
 
 int hs_test_summary(void);
+
+/* Compiles MLIR text (as "test.mlir") and runs @main on the inputs; the
+ * outputs' buffers are allocated by the runtime (free them). */
+hs_status *hs_test_run(const char *text, int threads, const hs_tensor *in, int n_in, hs_tensor *out,
+                       int n_out);
+/* Compiles MLIR text and discards the program (for compile-error tests). */
+hs_status *hs_test_compile(const char *text);
+/* Compiles and runs a self-checking @main() -> (). */
+hs_status *hs_test_run_checked(const char *text);
 /* Path of a file under the source tree (uses $HS_SOURCE_DIR); static buffer. */
 const char *hs_test_source_path(const char *rel);
 
