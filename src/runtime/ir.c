@@ -238,3 +238,25 @@ char *hs_type_str(const hs_type *t, char *buf, size_t cap) {
   if (used < cap) snprintf(buf + used, cap - used, "%s>", hs_dtype_name(t->dtype));
   return buf;
 }
+
+static hs_status *check_tensor_value(const hs_op *op, const hs_value *v, const char *what, int i,
+                                     const hs_type **out) {
+  if (v->type.kind != HS_TYPE_TENSOR)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d must be a tensor", what, i);
+  if (hs_dtype_is_complex(v->type.dtype))
+    return hs_op_error(op, HS_UNIMPLEMENTED, "complex element types are not supported");
+  if (v->type.dtype <= HS_DTYPE_INVALID || v->type.dtype >= HS_DTYPE_COUNT)
+    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d has an invalid element type", what, i);
+  *out = &v->type;
+  return NULL;
+}
+
+hs_status *hs_op_tensor_operand(const hs_op *op, int i, const hs_type **out) {
+  if (i >= op->n_operands) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing operand %d", i);
+  return check_tensor_value(op, op->operands[i], "operand", i, out);
+}
+
+hs_status *hs_op_tensor_result(const hs_op *op, int i, const hs_type **out) {
+  if (i >= op->n_results) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing result %d", i);
+  return check_tensor_value(op, op->results[i], "result", i, out);
+}

@@ -239,6 +239,11 @@ hs_status *hs_struct_get_int(const hs_op *op, const hs_attr *s, const char *fiel
 hs_status *hs_struct_get_ints(const hs_op *op, const hs_attr *s, const char *field,
                               bool required, const int64_t **out, int *n);
 
+/* Operand / result i of op as a real-valued tensor type: an error (located
+ * at op) when it is missing, not a tensor, or complex (HS_UNIMPLEMENTED). */
+hs_status *hs_op_tensor_operand(const hs_op *op, int i, const hs_type **out);
+hs_status *hs_op_tensor_result(const hs_op *op, int i, const hs_type **out);
+
 /* An error located at op: "file:line:col: 'stablehlo.add': <message>". */
 hs_status *hs_op_error(const hs_op *op, hs_status_code code, const char *fmt, ...)
     HS_PRINTF(3, 4);

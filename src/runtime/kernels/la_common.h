@@ -174,8 +174,5 @@ hs_status *hs_la_cholesky_prepare(hs_op *op, hs_arena *arena);
 hs_status *hs_la_cholesky_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in,
                               hs_tensor *out);
 
-/* Operand / result i must be a real tensor (complex: HS_UNIMPLEMENTED). */
-hs_status *hs_la_tensor_operand(const hs_op *op, int i, const hs_type **out);
-hs_status *hs_la_tensor_result(const hs_op *op, int i, const hs_type **out);
 
 #endif /* HLOSERVE_RUNTIME_KERNELS_LA_COMMON_H */

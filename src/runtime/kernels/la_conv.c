@@ -141,9 +141,9 @@ hs_status *hs_la_conv_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands != 2 || op->n_results != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected lhs, rhs and one result");
   const hs_type *lt, *rt, *ot;
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 0, &lt));
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 1, &rt));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 0, &ot));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &lt));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 1, &rt));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &ot));
   int rank = lt->shape.rank;
   if (rank < 2 || rt->shape.rank != rank || ot->shape.rank != rank)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "lhs, rhs and result must have the same rank >= 2");

@@ -61,9 +61,9 @@ hs_status *hs_la_rng_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands != 1 || op->n_results != 2)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected one state operand and two results");
   const hs_type *s, *os, *out;
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 0, &s));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 0, &os));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 1, &out));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &s));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &os));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 1, &out));
   if (s->shape.rank != 1 || (s->dtype != HS_U64 && s->dtype != HS_I64))
     return hs_op_error(op, HS_UNIMPLEMENTED, "the state must be a 1-D tensor of 64-bit integers");
   if (os->dtype != s->dtype || !hs_shape_equal(&os->shape, &s->shape))
@@ -195,9 +195,9 @@ hs_status *hs_la_trsm_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands != 2 || op->n_results != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected a, b and one result");
   const hs_type *a, *b, *r;
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 0, &a));
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 1, &b));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 0, &r));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &a));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 1, &b));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &r));
   if (!hs_dtype_is_float(a->dtype) || a->dtype != b->dtype || r->dtype != a->dtype ||
       !hs_shape_equal(&r->shape, &b->shape))
     return hs_op_error(op, HS_INVALID_ARGUMENT, "a, b and the result must be floats of one type, result shaped as b");
@@ -289,8 +289,8 @@ hs_status *hs_la_cholesky_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands != 1 || op->n_results != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected one operand and one result");
   const hs_type *a, *r;
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 0, &a));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 0, &r));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &a));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &r));
   int rank = a->shape.rank;
   if (!hs_dtype_is_float(a->dtype) || r->dtype != a->dtype || !hs_shape_equal(&a->shape, &r->shape) ||
       rank < 2 || a->shape.dims[rank - 1] != a->shape.dims[rank - 2])

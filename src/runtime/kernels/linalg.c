@@ -156,28 +156,6 @@ void hs_la_unpack(hs_la_acc acc, const void *src, int64_t n, hs_dtype dt, void *
   }
 }
 
-static hs_status *check_value(const hs_op *op, const hs_value *v, const char *what, int i,
-                              const hs_type **out) {
-  if (v->type.kind != HS_TYPE_TENSOR)
-    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d must be a tensor", what, i);
-  if (hs_dtype_is_complex(v->type.dtype))
-    return hs_op_error(op, HS_UNIMPLEMENTED, "complex element types are not supported");
-  if (v->type.dtype <= HS_DTYPE_INVALID || v->type.dtype >= HS_DTYPE_COUNT)
-    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d has an invalid element type", what, i);
-  *out = &v->type;
-  return NULL;
-}
-
-hs_status *hs_la_tensor_operand(const hs_op *op, int i, const hs_type **out) {
-  if (i >= op->n_operands) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing operand %d", i);
-  return check_value(op, op->operands[i], "operand", i, out);
-}
-
-hs_status *hs_la_tensor_result(const hs_op *op, int i, const hs_type **out) {
-  if (i >= op->n_results) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing result %d", i);
-  return check_value(op, op->results[i], "result", i, out);
-}
-
 /* ================================================================ dot_general */
 
 typedef struct dot_group {
@@ -247,9 +225,9 @@ static hs_status *dot_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands != 2 || op->n_results != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected two operands and one result");
   const hs_type *lt, *rt, *ot;
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 0, &lt));
-  HS_RETURN_IF_ERROR(hs_la_tensor_operand(op, 1, &rt));
-  HS_RETURN_IF_ERROR(hs_la_tensor_result(op, 0, &ot));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &lt));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 1, &rt));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &ot));
   if (strcmp(op->name, "stablehlo.dot") == 0 &&
       (lt->shape.rank < 1 || lt->shape.rank > 2 || rt->shape.rank < 1 || rt->shape.rank > 2))
     return hs_op_error(op, HS_INVALID_ARGUMENT, "stablehlo.dot takes rank-1 or rank-2 operands");

@@ -74,10 +74,6 @@ void hs_rd_fill(void *dst, int64_t n, const void *value, size_t esize);
 /* Row-major strides in elements. */
 void hs_rd_strides(const hs_shape *s, int64_t st[HS_MAX_RANK]);
 
-/* Operand / result i must be a tensor; complex element types are refused with
- * HS_UNIMPLEMENTED.  Writes the type. */
-hs_status *hs_rd_tensor_operand(const hs_op *op, int i, const hs_type **out);
-hs_status *hs_rd_tensor_result(const hs_op *op, int i, const hs_type **out);
 
 /* The window attributes shared by reduce_window and select_and_scatter,
  * validated against an input rank; absent optional lists become 1s / 0s. */

@@ -329,28 +329,6 @@ void hs_rd_strides(const hs_shape *s, int64_t st[HS_MAX_RANK]) {
   }
 }
 
-static hs_status *check_value_type(const hs_op *op, const hs_value *v, const char *what, int i,
-                                   const hs_type **out) {
-  if (v->type.kind != HS_TYPE_TENSOR)
-    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d must be a tensor", what, i);
-  if (hs_dtype_is_complex(v->type.dtype))
-    return hs_op_error(op, HS_UNIMPLEMENTED, "complex element types are not supported");
-  if (v->type.dtype <= HS_DTYPE_INVALID || v->type.dtype >= HS_DTYPE_COUNT)
-    return hs_op_error(op, HS_INVALID_ARGUMENT, "%s %d has an invalid element type", what, i);
-  *out = &v->type;
-  return NULL;
-}
-
-hs_status *hs_rd_tensor_operand(const hs_op *op, int i, const hs_type **out) {
-  if (i >= op->n_operands) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing operand %d", i);
-  return check_value_type(op, op->operands[i], "operand", i, out);
-}
-
-hs_status *hs_rd_tensor_result(const hs_op *op, int i, const hs_type **out) {
-  if (i >= op->n_results) return hs_op_error(op, HS_INVALID_ARGUMENT, "missing result %d", i);
-  return check_value_type(op, op->results[i], "result", i, out);
-}
-
 static hs_status *read_list(const hs_op *op, const char *name, int rank, int64_t dflt, bool required,
                             int64_t *dst) {
   const int64_t *v = NULL;

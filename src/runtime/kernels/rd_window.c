@@ -51,7 +51,7 @@ hs_status *hs_rd_reduce_window_prepare(hs_op *op, hs_arena *arena) {
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected one body region with one block");
   int n = op->n_results;
   const hs_type *in0;
-  HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, 0, &in0));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &in0));
   rw_state *st = hs_arena_calloc(arena, 1, sizeof *st);
   if (!st) return hs_op_error(op, HS_OUT_OF_MEMORY, "out of memory");
   st->n = n;
@@ -60,9 +60,9 @@ hs_status *hs_rd_reduce_window_prepare(hs_op *op, hs_arena *arena) {
   hs_rd_window_out_shape(&st->w, &in0->shape, &want);
   for (int k = 0; k < n; k++) {
     const hs_type *in, *init, *res;
-    HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, k, &in));
-    HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, n + k, &init));
-    HS_RETURN_IF_ERROR(hs_rd_tensor_result(op, k, &res));
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, k, &in));
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, n + k, &init));
+    HS_RETURN_IF_ERROR(hs_op_tensor_result(op, k, &res));
     if (!hs_shape_equal(&in->shape, &in0->shape))
       return hs_op_error(op, HS_INVALID_ARGUMENT, "inputs must all have the same shape");
     if (init->shape.rank != 0)
@@ -455,10 +455,10 @@ hs_status *hs_rd_select_and_scatter_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_regions != 2 || op->regions[0]->n_blocks != 1 || op->regions[1]->n_blocks != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected select and scatter regions");
   const hs_type *operand, *source, *init, *res;
-  HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, 0, &operand));
-  HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, 1, &source));
-  HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, 2, &init));
-  HS_RETURN_IF_ERROR(hs_rd_tensor_result(op, 0, &res));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &operand));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 1, &source));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 2, &init));
+  HS_RETURN_IF_ERROR(hs_op_tensor_result(op, 0, &res));
   if (source->dtype != operand->dtype || init->dtype != operand->dtype || res->dtype != operand->dtype)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "operand, source, init value and result must share an element type");
   if (init->shape.rank != 0) return hs_op_error(op, HS_INVALID_ARGUMENT, "init value must be a scalar");

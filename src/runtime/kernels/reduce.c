@@ -39,12 +39,12 @@ static hs_status *reduce_prepare(hs_op *op, hs_arena *arena) {
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expected one body region with one block");
   int n = op->n_results;
   const hs_type *in0;
-  HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, 0, &in0));
+  HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &in0));
   for (int k = 0; k < n; k++) {
     const hs_type *in, *init, *res;
-    HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, k, &in));
-    HS_RETURN_IF_ERROR(hs_rd_tensor_operand(op, n + k, &init));
-    HS_RETURN_IF_ERROR(hs_rd_tensor_result(op, k, &res));
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, k, &in));
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, n + k, &init));
+    HS_RETURN_IF_ERROR(hs_op_tensor_result(op, k, &res));
     if (!hs_shape_equal(&in->shape, &in0->shape))
       return hs_op_error(op, HS_INVALID_ARGUMENT, "inputs must all have the same shape");
     if (init->shape.rank != 0)
