@@ -113,6 +113,11 @@ hs_status *hs_rd_check_body(const hs_op *op, const hs_region *region, int n_args
 hs_status *hs_rd_region_step(hs_exec_ctx *ctx, const hs_region *region, hs_tensor *acc,
                              hs_tensor *tmp, const hs_tensor *xs, int n, hs_tensor *args);
 
+/* The N inputs / N init values / N results of a variadic reduction: inputs
+ * of in0's shape, scalar inits, results of their init's dtype (and, when
+ * want is not NULL, of shape *want). */
+hs_status *hs_rd_check_inputs(const hs_op *op, int n, const hs_type *in0, const hs_shape *want);
+
 /* Per-call scratch of the generic (region or VM) reduction paths: n scalar
  * accumulators, temporaries and element views, and pointer arrays for the
  * VM.  acc/tmp have out[k]'s dtypes, xs in[k]'s. */

@@ -457,3 +457,26 @@ hs_status *hs_rd_body_scratch_init(hs_exec_ctx *ctx, const hs_op *op, int n, con
   }
   return NULL;
 }
+
+hs_status *hs_rd_check_inputs(const hs_op *op, int n, const hs_type *in0, const hs_shape *want) {
+  for (int k = 0; k < n; k++) {
+    const hs_type *in, *init, *res;
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, k, &in));
+    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, n + k, &init));
+    HS_RETURN_IF_ERROR(hs_op_tensor_result(op, k, &res));
+    if (!hs_shape_equal(&in->shape, &in0->shape))
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "inputs must all have the same shape");
+    if (init->shape.rank != 0)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "init value %d must be a scalar", k);
+    if (res->dtype != init->dtype)
+      return hs_op_error(op, HS_INVALID_ARGUMENT,
+                         "result %d element type %s differs from its init value's %s", k,
+                         hs_dtype_name(res->dtype), hs_dtype_name(init->dtype));
+    if (want && !hs_shape_equal(&res->shape, want)) {
+      char a[64], b[64];
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "result %d has shape [%s], expected [%s]", k,
+                         hs_shape_str(&res->shape, a, sizeof a), hs_shape_str(want, b, sizeof b));
+    }
+  }
+  return NULL;
+}

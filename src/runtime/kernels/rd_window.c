@@ -58,25 +58,7 @@ hs_status *hs_rd_reduce_window_prepare(hs_op *op, hs_arena *arena) {
   HS_RETURN_IF_ERROR(hs_rd_window_read(op, in0->shape.rank, true, &st->w));
   hs_shape want;
   hs_rd_window_out_shape(&st->w, &in0->shape, &want);
-  for (int k = 0; k < n; k++) {
-    const hs_type *in, *init, *res;
-    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, k, &in));
-    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, n + k, &init));
-    HS_RETURN_IF_ERROR(hs_op_tensor_result(op, k, &res));
-    if (!hs_shape_equal(&in->shape, &in0->shape))
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "inputs must all have the same shape");
-    if (init->shape.rank != 0)
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "init value %d must be a scalar", k);
-    if (res->dtype != init->dtype)
-      return hs_op_error(op, HS_INVALID_ARGUMENT,
-                         "result %d element type %s differs from its init value's %s", k,
-                         hs_dtype_name(res->dtype), hs_dtype_name(init->dtype));
-    if (!hs_shape_equal(&res->shape, &want)) {
-      char a[64], b[64];
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "result %d has shape [%s], expected [%s]", k,
-                         hs_shape_str(&res->shape, a, sizeof a), hs_shape_str(&want, b, sizeof b));
-    }
-  }
+  HS_RETURN_IF_ERROR(hs_rd_check_inputs(op, n, in0, &want));
   hs_dtype ret[HS_MAX_RANK];
   if (n > HS_MAX_RANK) return hs_op_error(op, HS_UNIMPLEMENTED, "too many inputs");
   for (int k = 0; k < n; k++) ret[k] = op->results[k]->type.dtype;

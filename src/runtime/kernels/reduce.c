@@ -40,20 +40,7 @@ static hs_status *reduce_prepare(hs_op *op, hs_arena *arena) {
   int n = op->n_results;
   const hs_type *in0;
   HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, 0, &in0));
-  for (int k = 0; k < n; k++) {
-    const hs_type *in, *init, *res;
-    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, k, &in));
-    HS_RETURN_IF_ERROR(hs_op_tensor_operand(op, n + k, &init));
-    HS_RETURN_IF_ERROR(hs_op_tensor_result(op, k, &res));
-    if (!hs_shape_equal(&in->shape, &in0->shape))
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "inputs must all have the same shape");
-    if (init->shape.rank != 0)
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "init value %d must be a scalar", k);
-    if (res->dtype != init->dtype)
-      return hs_op_error(op, HS_INVALID_ARGUMENT,
-                         "result %d element type %s differs from its init value's %s", k,
-                         hs_dtype_name(res->dtype), hs_dtype_name(init->dtype));
-  }
+  HS_RETURN_IF_ERROR(hs_rd_check_inputs(op, n, in0, NULL));
   const int64_t *dims = NULL;
   int nd = 0;
   HS_RETURN_IF_ERROR(hs_op_get_ints(op, "dimensions", true, &dims, &nd));
