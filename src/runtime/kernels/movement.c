@@ -715,3 +715,22 @@ const hs_kernel hs_kernels_movement[] = {
     {"chlo.top_k", hs_mv_top_k_prepare, hs_mv_top_k_run},
     {NULL, NULL, NULL},
 };
+
+bool hs_mv_in_list(const int64_t *v, int n, int64_t x) {
+  for (int i = 0; i < n; i++)
+    if (v[i] == x) return true;
+  return false;
+}
+
+hs_status *hs_mv_check_dims(const hs_op *op, const char *what, const int64_t *v, int n, int64_t bound,
+                            bool sorted) {
+  for (int i = 0; i < n; i++) {
+    if (v[i] < 0 || v[i] >= bound)
+      return hs_op_error(op, HS_INVALID_ARGUMENT, "%s[%d] = %lld out of range [0, %lld)", what, i,
+                         (long long)v[i], (long long)bound);
+    for (int j = 0; j < i; j++)
+      if (v[j] == v[i] || (sorted && v[j] > v[i]))
+        return hs_op_error(op, HS_INVALID_ARGUMENT, "%s must be sorted and unique", what);
+  }
+  return NULL;
+}

@@ -79,4 +79,11 @@ hs_status *hs_mv_top_k_prepare(hs_op *op, hs_arena *arena);
 hs_status *hs_mv_top_k_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *in,
                            hs_tensor *out);
 
+/* x occurs in v[0..n). */
+bool hs_mv_in_list(const int64_t *v, int n, int64_t x);
+/* A dims list (gather/scatter dimension numbers) is unique, inside [0, bound)
+ * and, when asked, sorted; the error names the list. */
+hs_status *hs_mv_check_dims(const hs_op *op, const char *what, const int64_t *v, int n, int64_t bound,
+                            bool sorted);
+
 #endif /* HLOSERVE_RUNTIME_KERNELS_MV_COMMON_H */

@@ -38,26 +38,6 @@ typedef struct gather_state {
   bool empty_slice;                  /* a zero slice size: nothing can be read */
 } gather_state;
 
-static bool in_list(const int64_t *v, int n, int64_t x) {
-  for (int i = 0; i < n; i++)
-    if (v[i] == x) return true;
-  return false;
-}
-
-/* Checks that a dims list is sorted (when asked), unique and inside [0, bound). */
-static hs_status *check_dims(const hs_op *op, const char *what, const int64_t *v, int n,
-                             int64_t bound, bool sorted) {
-  for (int i = 0; i < n; i++) {
-    if (v[i] < 0 || v[i] >= bound)
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "%s[%d] = %lld out of range [0, %lld)", what, i,
-                         (long long)v[i], (long long)bound);
-    for (int j = 0; j < i; j++)
-      if (v[j] == v[i] || (sorted && v[j] > v[i]))
-        return hs_op_error(op, HS_INVALID_ARGUMENT, "%s must be sorted and unique", what);
-  }
-  return NULL;
-}
-
 hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
   const hs_type *ot, *it, *rt;
   HS_RETURN_IF_ERROR(hs_mv_operand_type(op, 0, &ot));
@@ -100,23 +80,23 @@ hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
   if (rrank != nb + n_off)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "result rank %d != %d batch + %d offset dims", rrank,
                        nb, n_off);
-  HS_RETURN_IF_ERROR(check_dims(op, "offset_dims", offset_dims, n_off, rrank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "collapsed_slice_dims", collapsed, n_col, orank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "operand_batching_dims", op_batching, n_obat, orank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "start_index_map", start_map, n_map, orank, false));
-  HS_RETURN_IF_ERROR(check_dims(op, "start_indices_batching_dims", idx_batching, n_ibat, irank, false));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "offset_dims", offset_dims, n_off, rrank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "collapsed_slice_dims", collapsed, n_col, orank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "operand_batching_dims", op_batching, n_obat, orank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "start_index_map", start_map, n_map, orank, false));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "start_indices_batching_dims", idx_batching, n_ibat, irank, false));
   for (int i = 0; i < n_ibat; i++)
     if (idx_batching[i] == ivd)
       return hs_op_error(op, HS_INVALID_ARGUMENT, "start_indices_batching_dims contains index_vector_dim");
   for (int i = 0; i < n_obat; i++)
-    if (in_list(collapsed, n_col, op_batching[i]) || in_list(start_map, n_map, op_batching[i]))
+    if (hs_mv_in_list(collapsed, n_col, op_batching[i]) || hs_mv_in_list(start_map, n_map, op_batching[i]))
       return hs_op_error(op, HS_INVALID_ARGUMENT,
                          "operand_batching_dims overlaps collapsed_slice_dims or start_index_map");
   for (int d = 0; d < orank; d++) {
     if (slice[d] < 0 || slice[d] > ot->shape.dims[d])
       return hs_op_error(op, HS_INVALID_ARGUMENT, "slice_sizes[%d] = %lld does not fit dim %lld", d,
                          (long long)slice[d], (long long)ot->shape.dims[d]);
-    if ((in_list(collapsed, n_col, d) || in_list(op_batching, n_obat, d)) && slice[d] > 1)
+    if ((hs_mv_in_list(collapsed, n_col, d) || hs_mv_in_list(op_batching, n_obat, d)) && slice[d] > 1)
       return hs_op_error(op, HS_INVALID_ARGUMENT, "slice_sizes[%d] of a collapsed/batching dim must be <= 1", d);
   }
 
@@ -142,7 +122,7 @@ hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
   st->nbatch = 1;
   int k = 0, idim = 0;
   for (int d = 0; d < rrank; d++) {
-    if (in_list(offset_dims, n_off, d)) continue;
+    if (hs_mv_in_list(offset_dims, n_off, d)) continue;
     if (idim == ivd) idim++;
     if (rt->shape.dims[d] != it->shape.dims[idim])
       return hs_op_error(op, HS_INVALID_ARGUMENT, "result batch dim %d has size %lld, indices %lld", d,
@@ -167,7 +147,7 @@ hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
   hs_mv_box *w = &st->window;
   int o = 0;
   for (int d = 0; d < orank; d++) {
-    if (in_list(collapsed, n_col, d) || in_list(op_batching, n_obat, d)) continue;
+    if (hs_mv_in_list(collapsed, n_col, d) || hs_mv_in_list(op_batching, n_obat, d)) continue;
     if (o >= n_off)
       return hs_op_error(op, HS_INVALID_ARGUMENT, "more window dims than offset_dims");
     if (rt->shape.dims[offset_dims[o]] != slice[d])

@@ -272,25 +272,6 @@ static bool body_returns_updates(const hs_region *rg, int n) {
 
 /* ----------------------------------------------------------------- prepare */
 
-static bool in_list(const int64_t *v, int n, int64_t x) {
-  for (int i = 0; i < n; i++)
-    if (v[i] == x) return true;
-  return false;
-}
-
-static hs_status *check_dims(const hs_op *op, const char *what, const int64_t *v, int n,
-                             int64_t bound, bool sorted) {
-  for (int i = 0; i < n; i++) {
-    if (v[i] < 0 || v[i] >= bound)
-      return hs_op_error(op, HS_INVALID_ARGUMENT, "%s[%d] = %lld out of range [0, %lld)", what, i,
-                         (long long)v[i], (long long)bound);
-    for (int j = 0; j < i; j++)
-      if (v[j] == v[i] || (sorted && v[j] > v[i]))
-        return hs_op_error(op, HS_INVALID_ARGUMENT, "%s must be sorted and unique", what);
-  }
-  return NULL;
-}
-
 hs_status *hs_mv_scatter_prepare(hs_op *op, hs_arena *arena) {
   if (op->n_operands < 3 || op->n_operands % 2 != 1)
     return hs_op_error(op, HS_INVALID_ARGUMENT, "expects inputs..., scatter_indices, updates...");
@@ -369,17 +350,17 @@ hs_status *hs_mv_scatter_prepare(hs_op *op, hs_arena *arena) {
     return hs_op_error(op, HS_INVALID_ARGUMENT,
                        "update_window_dims + inserted_window_dims + input_batching_dims != rank %d",
                        orank);
-  HS_RETURN_IF_ERROR(check_dims(op, "update_window_dims", uwd, n_uwd, urank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "inserted_window_dims", iwd, n_iwd, orank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "input_batching_dims", ibat, n_ibat, orank, true));
-  HS_RETURN_IF_ERROR(check_dims(op, "scatter_dims_to_operand_dims", sdod, n_sdod, orank, false));
-  HS_RETURN_IF_ERROR(check_dims(op, "scatter_indices_batching_dims", sibat, n_sibat, irank, false));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "update_window_dims", uwd, n_uwd, urank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "inserted_window_dims", iwd, n_iwd, orank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "input_batching_dims", ibat, n_ibat, orank, true));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "scatter_dims_to_operand_dims", sdod, n_sdod, orank, false));
+  HS_RETURN_IF_ERROR(hs_mv_check_dims(op, "scatter_indices_batching_dims", sibat, n_sibat, irank, false));
   for (int i = 0; i < n_sibat; i++)
     if (sibat[i] == ivd)
       return hs_op_error(op, HS_INVALID_ARGUMENT,
                          "scatter_indices_batching_dims contains index_vector_dim");
   for (int i = 0; i < n_ibat; i++)
-    if (in_list(iwd, n_iwd, ibat[i]) || in_list(sdod, n_sdod, ibat[i]))
+    if (hs_mv_in_list(iwd, n_iwd, ibat[i]) || hs_mv_in_list(sdod, n_sdod, ibat[i]))
       return hs_op_error(op, HS_INVALID_ARGUMENT,
                          "input_batching_dims overlaps inserted_window_dims or scatter_dims_to_operand_dims");
 
@@ -404,7 +385,7 @@ hs_status *hs_mv_scatter_prepare(hs_op *op, hs_arena *arena) {
   st->nscatter = 1;
   int k = 0, idim = 0;
   for (int d = 0; d < urank; d++) {
-    if (in_list(uwd, n_uwd, d)) continue;
+    if (hs_mv_in_list(uwd, n_uwd, d)) continue;
     if (idim == ivd) idim++;
     if (ut0->shape.dims[d] != it->shape.dims[idim])
       return hs_op_error(op, HS_INVALID_ARGUMENT, "updates scatter dim %d has size %lld, indices %lld",
@@ -429,7 +410,7 @@ hs_status *hs_mv_scatter_prepare(hs_op *op, hs_arena *arena) {
   hs_mv_box *w = &st->window;
   int o = 0;
   for (int d = 0; d < orank; d++) {
-    if (in_list(iwd, n_iwd, d) || in_list(ibat, n_ibat, d)) continue;
+    if (hs_mv_in_list(iwd, n_iwd, d) || hs_mv_in_list(ibat, n_ibat, d)) continue;
     int64_t sz = ut0->shape.dims[uwd[o]];
     if (sz > ot->shape.dims[d])
       return hs_op_error(op, HS_INVALID_ARGUMENT, "update window dim %lld (size %lld) exceeds operand dim %d",
