@@ -63,6 +63,7 @@ struct hs_glue_workspace {
   int32_t *b_keep;           /* kept indices before the final sort */
   int32_t *b_list;           /* kept indices in ascending order */
   int32_t *b_out;            /* result of the public batched_nms */
+  hs_glue_qelem *b_pairs;    /* (score, position) pairs of the final unstable sort */
   /* candidates of RPN selection / final inference (max_boxes each) */
   float *c_boxes;            /* [max_boxes, 4] */
   float *c_scores;
@@ -157,6 +158,12 @@ static inline int32_t hs_glue_level_of(const float *b, float lvl0, float s0, flo
  * stable=True).  Uses s->key_*, s->idx_*; order may be s->idx_a. */
 void hs_glue_sort_desc(hs_glue_nms_scratch *s, const float *scores, const int32_t *sel,
                        int64_t n, int32_t *order);
+
+/* torch.sort(descending=True) on the CPU with stable=False: ATen sorts
+ * (value, index) pairs with libstdc++'s std::sort (introsort), so equal
+ * values come out in the order that algorithm's swaps leave them.  q[0..n)
+ * holds (x[j], j) on entry and torch.sort's (values, indices) on return. */
+void hs_glue_sort_desc_unstable(hs_glue_qelem *q, int64_t n);
 
 /* torch.topk(x, k) on the CPU, largest=True, sorted=True: reproduces the
  * element order (ties included) of ATen's std::partial_sort /

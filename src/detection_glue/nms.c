@@ -22,7 +22,8 @@
  *
  * batched_nms follows torchvision's dispatch: up to 1000 boxes use the
  * coordinate trick (one NMS over boxes shifted by idx*(max+1)), more use the
- * per-category loop followed by a sort of the survivors by score.
+ * per-category loop followed by a sort of the survivors by score, torch's
+ * unstable one, whose order of equal scores we reproduce (sort.c).
  */
 #include "glue_internal.h"
 
@@ -245,11 +246,16 @@ int64_t hs_glue_batched_nms_impl(hs_glue_workspace *ws, const float *boxes, cons
   int64_t cnt = 0;
   for (int64_t i = 0; i < n; i++)
     if (mark[i]) list[cnt++] = (int32_t)i;
-  /* ... then sorts them by score, descending (ties: index order here). */
-  int32_t *pos = kept;
-  hs_glue_sort_desc(s, scores, list, cnt, pos);
+  /* ... then sorts them with scores[keep].sort(descending=True): the
+   * unstable std::sort, whose order of equal scores we reproduce. */
+  hs_glue_qelem *q = ws->b_pairs;
+  for (int64_t k = 0; k < cnt; k++) {
+    q[k].v = scores[list[k]];
+    q[k].i = (int32_t)k;
+  }
+  hs_glue_sort_desc_unstable(q, cnt);
   int64_t out = cnt < max_keep ? cnt : max_keep;
-  for (int64_t k = 0; k < out; k++) keep[k] = list[pos[k]];
+  for (int64_t k = 0; k < out; k++) keep[k] = list[q[k].i];
   return out;
 }
 

@@ -8,10 +8,11 @@
  *    (stable by construction, linear time; small inputs take insertion
  *    sort).
  *
- * 2. torch.topk(k, largest=True) on the CPU, which the RPN uses per level.
+ * 2. torch.topk(k, largest=True) and torch.sort(descending=True) with the
+ *    default stable=False, both on the CPU, which the RPN uses per level.
  *    ATen builds a vector of (value, index) pairs and calls libstdc++'s
  *    std::partial_sort when k*64 <= n, else std::nth_element followed by
- *    std::sort of the first k-1.  Those algorithms are not stable, so the
+ *    std::sort of the first k-1; sort calls std::sort.  Those algorithms are not stable, so the
  *    order of equal values (and which of them make the cut) is whatever
  *    their exact sequence of swaps produces.  To give identical proposals
  *    for tied logits we implement the same algorithms step for step: heap
@@ -297,6 +298,8 @@ static void nth_element_q(hs_glue_qelem *q, int64_t nth, int64_t n) {
   }
   insertion_sort_q(q, first, last);
 }
+
+void hs_glue_sort_desc_unstable(hs_glue_qelem *q, int64_t n) { std_sort_q(q, n); }
 
 void hs_glue_topk(hs_glue_qelem *q, int64_t n, int64_t k) {
   if (k <= 0 || n <= 0) return;

@@ -186,6 +186,7 @@ static void layout(hs_glue_workspace *ws, carver *c) {
   ws->b_keep = carve(c, nb, sizeof(int32_t));
   ws->b_list = carve(c, nb, sizeof(int32_t));
   ws->b_out = carve(c, nb, sizeof(int32_t));
+  ws->b_pairs = carve(c, nb, sizeof(hs_glue_qelem));
   ws->c_boxes = carve(c, nb * 4, sizeof(float));
   ws->c_scores = carve(c, nb, sizeof(float));
   ws->c_labels = carve(c, nb, sizeof(int64_t));

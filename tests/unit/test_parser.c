@@ -908,8 +908,8 @@ static int for_each_mlir(const char *dir, file_fn fn, void *ctx) {
   closedir(d);
   for (int i = 0; i < n; i++) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    fn(path, names[i], ctx);
+    int len = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    if (len > 0 && (size_t)len < sizeof path) fn(path, names[i], ctx);
     free(names[i]);
   }
   free(names);
