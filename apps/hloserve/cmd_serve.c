@@ -33,11 +33,17 @@ static void serve_usage(FILE *f) {
           "  --threads N               worker threads (default: CPUs)\n"
           "  --intra-op-threads N      threads inside one program run (default 1)\n"
           "  --max-queue N             requests waiting for a worker; more get 503 (default 64)\n"
+          "  --max-queue-per-model N   requests of one model waiting; more get 503 (default: off)\n"
           "  --meta-slots N            concurrent meta runs (default: threads)\n"
           "  --max-request-bytes N     larger bodies get 413 (default 64M; k/M/G suffixes)\n"
           "  --scratch-limit-bytes N   scratch pool per worker (default 4G)\n"
           "  --http-threads N          HTTP event loop threads (default 1)\n"
           "  --connection-timeout S    idle keep-alive connections close after S s (default 60)\n"
+          "  --header-timeout S        a request's headers must arrive within S s (default 10)\n"
+          "  --body-timeout S          a body must arrive, an answer be taken, within S s (default 60)\n"
+          "  --max-connections N       open connections; more are closed at once (default 1024)\n"
+          "  --max-connections-per-ip N  per client address (default 0: no limit)\n"
+          "  --max-header-bytes N      request line + headers; more get 431 (default 16k)\n"
           "  --grace-ms N              on SIGTERM/SIGINT, time for in-flight requests (default 10000)\n"
           "  --cc CC                   C compiler for meta bundles (default $CC or cc)\n"
           "  --include-dir DIR         hloserve headers for meta bundles\n"
@@ -98,6 +104,24 @@ int hs_cmd_serve(int argc, char **argv) {
     } else if (strcmp(a, "--max-queue") == 0) {
       if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
       o.max_queue = (int)n;
+    } else if (strcmp(a, "--max-queue-per-model") == 0) {
+      if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
+      o.max_queue_per_model = (int)n;
+    } else if (strcmp(a, "--header-timeout") == 0) {
+      if (!parse_int(v, 1, 86400, &n)) return bad_value("serve", a, v);
+      o.header_timeout_s = (int)n;
+    } else if (strcmp(a, "--body-timeout") == 0) {
+      if (!parse_int(v, 1, 86400, &n)) return bad_value("serve", a, v);
+      o.body_timeout_s = (int)n;
+    } else if (strcmp(a, "--max-connections") == 0) {
+      if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
+      o.max_connections = (int)n;
+    } else if (strcmp(a, "--max-connections-per-ip") == 0) {
+      if (!parse_int(v, 0, 1 << 20, &n)) return bad_value("serve", a, v);
+      o.max_connections_per_ip = (int)n;
+    } else if (strcmp(a, "--max-header-bytes") == 0) {
+      if (!parse_int(v, 1, 1 << 24, &n) || n < 1024) return bad_value("serve", a, v);
+      o.max_header_bytes = (size_t)n;
     } else if (strcmp(a, "--meta-slots") == 0) {
       if (!parse_int(v, 1, 1024, &n)) return bad_value("serve", a, v);
       o.meta_slots = (int)n;

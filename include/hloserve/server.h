@@ -23,6 +23,10 @@
  *    inline on its worker (the meta gate bounds concurrent metas).
  *  - Deadlines (the request parameter "timeout", in microseconds, as
  *    tritonclient sends it) are enforced by a timer across the whole run.
+ *  - Limits protect the process from its clients: open connections, header
+ *    and body bytes, time per phase of a request (slow clients are dropped),
+ *    queue length (overall and per model).  It listens on 127.0.0.1 unless
+ *    told otherwise; model names are never used as paths.
  *
  * Threads: the functions below are called from one controlling thread,
  * except hs_server_infer_local (see there).
@@ -54,6 +58,12 @@ typedef struct hs_server_options {
   size_t scratch_limit_bytes;   /* per worker scratch pool; 0: 4 GiB */
   int http_threads;             /* HTTP event loop threads; 0: 1 */
   int connection_timeout_s;     /* idle keep-alive connections close after; 0: 60 */
+  int max_connections;          /* open TCP connections; more are refused; 0: 1024 */
+  int max_connections_per_ip;   /* per client address; 0: no limit */
+  size_t max_header_bytes;      /* request line + headers; more get 431; 0: 16 KiB */
+  int header_timeout_s;         /* request line to end of headers; 0: 10 */
+  int body_timeout_s;           /* receiving a body, sending an answer; 0: 60 */
+  int max_queue_per_model;      /* requests of one model waiting; 0: only max_queue bounds */
   const char *cc;               /* C compiler for meta bundles; NULL: $CC or cc */
   const char *include_dir;      /* hloserve headers for model.c; NULL: built in */
   const char *cache_dir;        /* compiled meta bundles; NULL: REPO/.hloserve-cache */

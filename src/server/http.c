@@ -21,6 +21,25 @@
  * body is read and dropped and 413 answered after it, so the client reads
  * our answer instead of a reset connection, up to a hard cap past which we
  * answer and close at once.
+ *
+ * Limits (docs/server.md, "Limits").  A connection past --max-connections is
+ * refused by the accept policy callback (closed before any byte is read);
+ * the count comes from libmicrohttpd's connection notifications.  Header
+ * blocks over --max-header-bytes get 431 and the connection is closed (blocks
+ * too large for the connection's memory pool get libmicrohttpd's own 431).
+ * libmicrohttpd's --connection-timeout restarts on every byte received, so
+ * a client that trickles a request a byte at a time would hold its socket
+ * forever (slowloris).  Every connection therefore records which phase it is
+ * in and since when (idle, headers, body, waiting for its answer, sending
+ * it); a reaper thread closes, with shutdown(2), connections that have spent
+ * longer in a phase than its budget.  The fd stays valid while the reaper
+ * looks at it: libmicrohttpd reports a connection closed (which unlinks it,
+ * under the same mutex) before it closes the socket.  Waiting for a model is
+ * not bounded here; the request's own deadline does that.
+ *
+ * Percent-escapes in the URL are decoded by our own unescaper, which keeps
+ * "%00" as it is: a NUL byte would otherwise cut the path short, and the
+ * model name "tiny%00/../x" must be rejected, not read as "tiny".
  */
 #include "server/http.h"
 
@@ -32,7 +51,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/job.h"
@@ -42,15 +63,45 @@
 #define SERVER_NAME "hloserve"
 #define SERVER_VERSION "0.1.0"
 
+/* Where a connection is, for the reaper; each phase has its own time budget. */
+typedef enum conn_phase {
+  PH_IDLE = 0, /* waiting for the next request line */
+  PH_HEADERS,  /* request line received, header block not complete */
+  PH_BODY,     /* headers complete, receiving the body */
+  PH_WAITING,  /* waiting for a worker's answer: not bounded here (deadlines are) */
+  PH_SENDING,  /* answer queued, being sent */
+  PH_COUNT
+} conn_phase;
+
+typedef struct conn_track {
+  hs_http *h;
+  struct conn_track *prev, *next;
+  int fd;
+  conn_phase phase;
+  int64_t since_ns;
+  bool dropped; /* the reaper shut it down; libmicrohttpd will close it */
+} conn_track;
+
 struct hs_http {
   struct MHD_Daemon *daemon;
   const hs_repository *repo;
   hs_scheduler *sched;
   hs_metrics *metrics;
   size_t max_request_bytes;
+  size_t max_header_bytes;
+  int max_connections;
   int port;
   atomic_bool draining;
   atomic_int active; /* requests between their first call and completion */
+  /* connections and the reaper */
+  pthread_mutex_t conn_mu;
+  pthread_cond_t reaper_cv;
+  conn_track *conns;
+  atomic_int num_conns;
+  int64_t budget_ns[PH_COUNT]; /* 0: unbounded */
+  pthread_t reaper;
+  bool reaper_started, reaper_stop;
+  atomic_llong refuse_log_ns;
 };
 
 typedef enum route_kind {
@@ -79,16 +130,33 @@ typedef struct request {
   size_t len, cap;
   size_t received; /* all body bytes, kept or not */
   bool too_large;
+  conn_track *track;
   /* the job's answer */
   pthread_mutex_t mu;
   hs_job *job;
   bool suspended, answered;
 } request;
 
+/* ---- connection phases ------------------------------------------------------- */
+
+static conn_track *track_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void set_phase(conn_track *t, conn_phase phase) {
+  if (!t) return;
+  pthread_mutex_lock(&t->h->conn_mu);
+  t->phase = phase;
+  t->since_ns = hs_now_ns();
+  pthread_mutex_unlock(&t->h->conn_mu);
+}
+
 /* ---- responses ------------------------------------------------------------ */
 
-static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, char *body, size_t len,
-                                  const char *content_type, size_t header_len) {
+static enum MHD_Result send_bytes_ex(struct MHD_Connection *c, int status, char *body, size_t len,
+                                     const char *content_type, size_t header_len, bool close_after) {
+  set_phase(track_of(c), PH_SENDING);
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
                                                                         : MHD_RESPMEM_PERSISTENT);
@@ -102,9 +170,15 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, char *bo
     snprintf(v, sizeof v, "%zu", header_len);
     MHD_add_response_header(r, "Inference-Header-Content-Length", v);
   }
+  if (close_after) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, char *body, size_t len,
+                                  const char *content_type, size_t header_len) {
+  return send_bytes_ex(c, status, body, len, content_type, header_len, false);
 }
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, int status, hs_buf *b,
@@ -136,6 +210,28 @@ static enum MHD_Result send_errorf(struct MHD_Connection *c, int status, const c
   return send_error(c, status, msg);
 }
 
+/* An error after which the connection is closed: the rest of the request is not read. */
+static enum MHD_Result send_error_close(struct MHD_Connection *c, int status, const char *fmt, ...)
+    HS_PRINTF(3, 4);
+static enum MHD_Result send_error_close(struct MHD_Connection *c, int status, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  hs_buf b;
+  hs_buf_init(&b);
+  hs_kserve_encode_error(&b, msg);
+  if (b.oom) {
+    hs_buf_free(&b);
+    return send_bytes_ex(c, 500, strdup("{\"error\":\"out of memory\"}"), 25, "application/json", 0,
+                         true);
+  }
+  size_t len;
+  char *body = hs_buf_detach(&b, &len);
+  return send_bytes_ex(c, status, body, len, "application/json", 0, true);
+}
+
 /* Inference errors answered without a job still count in the request metrics. */
 static void count(request *r, int status) {
   if (!r->infer_path) return;
@@ -146,6 +242,19 @@ static void count(request *r, int status) {
 
 static bool seg_eq(const char *s, size_t n, const char *lit) {
   return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* n bytes of a client's string as it may appear in a message: printable ASCII, others '?',
+ * at most 64 of them. */
+static const char *shown(const char *s, size_t n, char *buf, size_t cap) {
+  size_t k = 0;
+  for (; k < n && k + 4 < cap && k < 64; k++) buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
+  if (k < n) {
+    memcpy(buf + k, "...", 3);
+    k += 3;
+  }
+  buf[k] = 0;
+  return buf;
 }
 
 static void set_early(request *r, int status, const char *fmt, ...) HS_PRINTF(3, 4);
@@ -184,9 +293,14 @@ static void route(request *r, const char *url, const char *method) {
     const char *slash = memchr(name, '/', (size_t)(end - name));
     size_t name_len = (size_t)((slash ? slash : end) - name);
     const char *rest = slash ? slash : end;
-    char mname[256];
-    if (name_len == 0 || name_len >= sizeof mname) {
-      set_early(r, 404, "unknown model");
+    char mname[HS_MODEL_NAME_MAX + 1];
+    /* A model name is only ever looked up in the repository's table, never used as a path;
+     * names that could not be one (with "..", NUL, '/' escaped as %2F...) are refused here. */
+    const char *why = hs_model_name_problem(name, name_len);
+    if (why) {
+      char buf[80];
+      set_early(r, 400, "'%s' is not a valid model name: %s", shown(name, name_len, buf, sizeof buf),
+                why);
       return;
     }
     memcpy(mname, name, name_len);
@@ -432,6 +546,7 @@ static enum MHD_Result start_infer(request *r) {
     pthread_mutex_unlock(&r->mu);
     return send_job_answer(r);
   }
+  set_phase(r->track, PH_WAITING);
   MHD_suspend_connection(c);
   r->suspended = true;
   pthread_mutex_unlock(&r->mu);
@@ -440,12 +555,19 @@ static enum MHD_Result start_infer(request *r) {
 
 /* ---- the libmicrohttpd callbacks ---------------------------------------------- */
 
+static enum MHD_Result add_field_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value) {
+  size_t *n = cls;
+  (void)kind;
+  *n += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
+  return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
   hs_http *h = cls;
   request *r = *con_cls;
-  (void)version;
   if (!r) {
     r = calloc(1, sizeof *r);
     if (!r) return MHD_NO;
@@ -456,7 +578,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *con_cls = r;
     atomic_fetch_add(&h->active, 1);
     atomic_fetch_add(&h->metrics->open_connections, 1);
+    r->track = track_of(c);
+    set_phase(r->track, PH_BODY);
     route(r, url, method);
+    size_t head = strlen(method) + strlen(url) + strlen(version) + 4;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_field_bytes, &head);
+    if (head > h->max_header_bytes) {
+      count(r, 431);
+      return send_error_close(c, 431, "the request's header block (%zu bytes) exceeds the limit "
+                              "of %zu bytes (--max-header-bytes)", head, h->max_header_bytes);
+    }
     if (r->route == R_INFER && !r->early_status) {
       const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
       unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
@@ -534,8 +665,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   hs_http *h = cls;
   request *r = *con_cls;
-  (void)c;
   (void)toe;
+  set_phase(track_of(c), PH_IDLE); /* the next request's line is due within the idle timeout */
   if (!r) return;
   *con_cls = NULL;
   if (r->job) {
@@ -548,6 +679,143 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   free(r);
   atomic_fetch_sub(&h->metrics->open_connections, 1);
   atomic_fetch_sub(&h->active, 1);
+}
+
+/* Past --max-connections a new connection is closed before anything is read from it. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  hs_http *h = cls;
+  (void)addr;
+  (void)addrlen;
+  int open = atomic_load(&h->num_conns);
+  if (open < h->max_connections) return MHD_YES;
+  atomic_fetch_add(&h->metrics->connections_refused, 1);
+  long long now = hs_now_ns(), last = atomic_load(&h->refuse_log_ns);
+  if (now - last >= 1000000000LL && atomic_compare_exchange_strong(&h->refuse_log_ns, &last, now))
+    hs_log("refusing new connections: %d are open (--max-connections %d)", open,
+           h->max_connections);
+  return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  hs_http *h = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    conn_track *t = calloc(1, sizeof *t);
+    *socket_context = t;
+    if (!t) return; /* out of memory: untracked, only the idle timeout applies */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    t->h = h;
+    t->fd = ci ? (int)ci->connect_fd : -1;
+    t->phase = PH_IDLE;
+    t->since_ns = hs_now_ns();
+    pthread_mutex_lock(&h->conn_mu);
+    t->next = h->conns;
+    if (h->conns) h->conns->prev = t;
+    h->conns = t;
+    pthread_mutex_unlock(&h->conn_mu);
+    atomic_fetch_add(&h->num_conns, 1);
+    atomic_fetch_add(&h->metrics->tcp_connections, 1);
+    return;
+  }
+  conn_track *t = *socket_context;
+  *socket_context = NULL;
+  if (!t) return;
+  /* Unlinked before libmicrohttpd closes the fd, so the reaper never shuts down a reused one. */
+  pthread_mutex_lock(&h->conn_mu);
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    h->conns = t->next;
+  if (t->next) t->next->prev = t->prev;
+  pthread_mutex_unlock(&h->conn_mu);
+  free(t);
+  atomic_fetch_sub(&h->num_conns, 1);
+  atomic_fetch_sub(&h->metrics->tcp_connections, 1);
+}
+
+/* Called once the request line is in (before the headers): the header clock starts. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+  (void)cls;
+  (void)uri;
+  set_phase(track_of(c), PH_HEADERS);
+  return NULL;
+}
+
+/* Percent-decoding of the path and query, except "%00", which stays as it is. */
+static int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (const char *p = s; *p;) {
+    if (p[0] == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+      int v = hex_digit(p[1]) * 16 + hex_digit(p[2]);
+      if (v != 0) {
+        *w++ = (char)v;
+        p += 3;
+        continue;
+      }
+    }
+    *w++ = *p++;
+  }
+  *w = 0;
+  return (size_t)(w - s);
+}
+
+/* Closes connections that have been in one phase longer than its budget (see the top). */
+static void *reaper_main(void *arg) {
+  hs_http *h = arg;
+  pthread_mutex_lock(&h->conn_mu);
+  while (!h->reaper_stop) {
+    int64_t now = hs_now_ns();
+    int dropped[PH_COUNT] = {0};
+    int slow = 0;
+    for (conn_track *t = h->conns; t; t = t->next) {
+      int64_t budget = h->budget_ns[t->phase];
+      if (t->dropped || t->fd < 0 || budget <= 0 || now - t->since_ns < budget) continue;
+      shutdown(t->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
+      t->dropped = true;
+      dropped[t->phase]++;
+      if (t->phase != PH_IDLE) slow++;
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    for (int p = 0; p < PH_COUNT; p++)
+      if (dropped[p]) atomic_fetch_add(&h->metrics->connections_timed_out[p], (uint64_t)dropped[p]);
+    if (slow)
+      hs_log("closed %d slow connection%s (in the headers: %d, body: %d, sending: %d; limits "
+             "--header-timeout %lld s, --body-timeout %lld s)", slow, slow == 1 ? "" : "s",
+             dropped[PH_HEADERS], dropped[PH_BODY], dropped[PH_SENDING],
+             (long long)(h->budget_ns[PH_HEADERS] / 1000000000),
+             (long long)(h->budget_ns[PH_BODY] / 1000000000));
+    pthread_mutex_lock(&h->conn_mu);
+    if (h->reaper_stop) break;
+    int64_t wake = hs_now_ns() + 200 * 1000000LL;
+    struct timespec ts = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
+    pthread_cond_timedwait(&h->reaper_cv, &h->conn_mu, &ts);
+  }
+  pthread_mutex_unlock(&h->conn_mu);
+  return NULL;
+}
+
+/* Enough file descriptors for --max-connections: raise the soft limit toward the hard one. */
+static void ensure_fd_limit(int max_connections) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t need = (rlim_t)max_connections + 256;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return;
+  struct rlimit want = {rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max,
+                        rl.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = want.rlim_cur;
+  if (rl.rlim_cur < need)
+    hs_log("warning: the file descriptor limit is %llu; --max-connections %d needs about %llu "
+           "(raise `ulimit -n`), or connections past it fail to be accepted",
+           (unsigned long long)rl.rlim_cur, max_connections, (unsigned long long)need);
 }
 
 static void on_log(void *cls, const char *fmt, va_list ap) HS_PRINTF(2, 0);
@@ -584,8 +852,29 @@ hs_status *hs_http_start(const hs_http_options *opt, const hs_repository *repo,
   h->sched = sched;
   h->metrics = metrics;
   h->max_request_bytes = opt->max_request_bytes;
+  h->max_header_bytes = opt->max_header_bytes > 0 ? opt->max_header_bytes : 16384;
+  h->max_connections = opt->max_connections > 0 ? opt->max_connections : 1024;
   atomic_init(&h->draining, false);
   atomic_init(&h->active, 0);
+  atomic_init(&h->num_conns, 0);
+  atomic_init(&h->refuse_log_ns, 0);
+  const int64_t s_ns = 1000000000;
+  h->budget_ns[PH_IDLE] = (opt->connection_timeout_s > 0 ? opt->connection_timeout_s : 60) * s_ns;
+  h->budget_ns[PH_HEADERS] = (opt->header_timeout_s > 0 ? opt->header_timeout_s : 10) * s_ns;
+  h->budget_ns[PH_BODY] = (opt->body_timeout_s > 0 ? opt->body_timeout_s : 60) * s_ns;
+  h->budget_ns[PH_WAITING] = 0;
+  h->budget_ns[PH_SENDING] = h->budget_ns[PH_BODY];
+  pthread_mutex_init(&h->conn_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&h->reaper_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  ensure_fd_limit(h->max_connections);
+  /* The connection's memory pool holds the header block: make room for the largest allowed
+   * (past the pool, libmicrohttpd answers 431 itself). */
+  size_t pool = 2 * h->max_header_bytes + 65536;
+  if (pool < 256 * 1024) pool = 256 * 1024;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -596,19 +885,34 @@ hs_status *hs_http_start(const hs_http_options *opt, const hs_repository *repo,
       {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
       {MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout_s > 0 ? opt->connection_timeout_s : 60,
        NULL},
-      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 * 1024, NULL},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
       {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+      /* a backstop: on_accept refuses at max_connections already */
+      {MHD_OPTION_CONNECTION_LIMIT, h->max_connections + 64, NULL},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+       opt->max_connections_per_ip > 0 ? opt->max_connections_per_ip : 0, NULL},
+      {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+      {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, h},
+      {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, h},
       {threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
       {MHD_OPTION_END, 0, NULL},
   };
-  h->daemon = MHD_start_daemon(flags, (uint16_t)opt->port, NULL, NULL, on_request, h,
+  h->daemon = MHD_start_daemon(flags, (uint16_t)opt->port, on_accept, h, on_request, h,
                                MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->daemon) {
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
     return hs_status_new(HS_UNAVAILABLE, "cannot listen on %s:%d (in use, or not an address of "
                          "this machine)", host, opt->port);
   }
+  int rc_thread = pthread_create(&h->reaper, NULL, reaper_main, h);
+  if (rc_thread != 0) {
+    hs_http_stop(h);
+    return hs_status_new(HS_INTERNAL, "cannot start the connection reaper: %s", strerror(rc_thread));
+  }
+  h->reaper_started = true;
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   h->port = info ? info->port : opt->port;
   *out = h;
@@ -634,6 +938,16 @@ bool hs_http_wait_idle(hs_http *h, int64_t wait_ns) {
 
 void hs_http_stop(hs_http *h) {
   if (!h) return;
+  if (h->reaper_started) {
+    pthread_mutex_lock(&h->conn_mu);
+    h->reaper_stop = true;
+    pthread_cond_signal(&h->reaper_cv);
+    pthread_mutex_unlock(&h->conn_mu);
+    pthread_join(h->reaper, NULL);
+  }
+  /* Closing the connections calls on_connection, which still needs conn_mu. */
   if (h->daemon) MHD_stop_daemon(h->daemon);
+  pthread_cond_destroy(&h->reaper_cv);
+  pthread_mutex_destroy(&h->conn_mu);
   free(h);
 }

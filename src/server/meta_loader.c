@@ -190,6 +190,9 @@ hs_status *hs_meta_bundle_load(const hs_meta_build_options *opt, const char *nam
                                const char *source_path, void **dl_out, hs_meta_run_fn *run_out) {
   *dl_out = NULL;
   *run_out = NULL;
+  /* The name becomes part of a file name in the cache: never a path. */
+  const char *why = hs_model_name_problem(name, strlen(name));
+  if (why) return hs_status_new(HS_INVALID_ARGUMENT, "meta bundle name is not valid: %s", why);
   const char *cc = opt->cc && *opt->cc ? opt->cc : getenv("CC");
   if (!cc || !*cc) cc = "cc";
   char *src = NULL;

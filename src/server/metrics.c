@@ -13,7 +13,7 @@ static const double BUCKETS_S[HS_HIST_BUCKETS - 1] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0, 30.0};
 
-static const int CODES[HS_METRIC_CODES - 1] = {200, 400, 404, 405, 413, 500, 503, 504, 501};
+static const int CODES[HS_METRIC_CODES - 1] = {200, 400, 404, 405, 413, 431, 500, 503, 504, 501};
 
 void hs_histogram_observe(hs_histogram *h, int64_t ns) {
   if (ns < 0) ns = 0;
@@ -202,4 +202,21 @@ void hs_metrics_render(hs_metrics *m, hs_buf *b) {
                 (long long)atomic_load(&m->scratch_pooled_bytes),
                 (long long)atomic_load(&m->scratch_in_use_bytes),
                 (long long)atomic_load(&m->open_connections));
+  hs_buf_printf(b,
+                "# HELP hloserve_tcp_connections Open TCP connections.\n"
+                "# TYPE hloserve_tcp_connections gauge\nhloserve_tcp_connections %lld\n"
+                "# HELP hloserve_connections_refused_total Connections closed at once: "
+                "--max-connections were open.\n"
+                "# TYPE hloserve_connections_refused_total counter\n"
+                "hloserve_connections_refused_total %llu\n"
+                "# HELP hloserve_connections_timed_out_total Connections closed for spending too "
+                "long in a phase (idle, headers, body, sending).\n"
+                "# TYPE hloserve_connections_timed_out_total counter\n",
+                (long long)atomic_load(&m->tcp_connections),
+                (unsigned long long)atomic_load(&m->connections_refused));
+  static const char *const phases[5] = {"idle", "headers", "body", NULL, "sending"};
+  for (int p = 0; p < 5; p++)
+    if (phases[p])
+      hs_buf_printf(b, "hloserve_connections_timed_out_total{phase=\"%s\"} %llu\n", phases[p],
+                    (unsigned long long)atomic_load(&m->connections_timed_out[p]));
 }

@@ -27,7 +27,7 @@ typedef struct hs_histogram {
 } hs_histogram;
 
 /* HTTP statuses that get their own series; the rest count as "other". */
-#define HS_METRIC_CODES 10
+#define HS_METRIC_CODES 11
 
 typedef struct hs_model_metrics {
   atomic_uint_fast64_t requests[HS_METRIC_CODES];
@@ -47,7 +47,11 @@ typedef struct hs_metrics {
   atomic_int_fast64_t meta_slots_in_use;
   atomic_int_fast64_t scratch_pooled_bytes;
   atomic_int_fast64_t scratch_in_use_bytes;
-  atomic_int_fast64_t open_connections;
+  atomic_int_fast64_t open_connections; /* requests being received or answered */
+  atomic_int_fast64_t tcp_connections;  /* open TCP connections */
+  atomic_uint_fast64_t connections_refused; /* over --max-connections */
+  /* closed for spending too long in a phase: idle, headers, body, waiting (unused), sending */
+  atomic_uint_fast64_t connections_timed_out[5];
   int meta_slots;
   int workers;
 } hs_metrics;

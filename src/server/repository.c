@@ -34,6 +34,30 @@ char *hs_shape_text(const hs_shape *s, char *buf, size_t cap) {
   return buf;
 }
 
+const char *hs_model_name_problem(const char *name, size_t n) {
+  if (n == 0) return "it is empty";
+  if (n > HS_MODEL_NAME_MAX) return "it is longer than 200 bytes";
+  if (name[0] == '.') return "it starts with '.'";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c == '/') return "it contains '/'";
+    if (c == 0) return "it contains a NUL byte";
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-' || c == '.'))
+      return "it may only hold ASCII letters, digits, '_', '-' and '.'";
+  }
+  return NULL;
+}
+
+/* A name as it may be logged: non-printable bytes as '?', at most 80 of them. */
+static const char *printable(const char *s, char *buf, size_t cap) {
+  size_t k = 0;
+  for (; s[k] && k + 1 < cap && k < 80; k++)
+    buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
+  buf[k] = 0;
+  return buf;
+}
+
 static bool file_exists(const char *path) {
   struct stat sb;
   return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -186,6 +210,12 @@ static hs_status *parse_meta(hs_model *m, json_t *root) {
     json_t *n = json_array_get(g, (size_t)i);
     if (!json_is_string(n) || !*json_string_value(n))
       return hs_status_new(HS_INVALID_ARGUMENT, "bundle.json: group[%d] must be a model name", i);
+    const char *why = hs_model_name_problem(json_string_value(n), json_string_length(n));
+    if (why) {
+      char shown[96];
+      return hs_status_new(HS_INVALID_ARGUMENT, "bundle.json: group[%d] '%s' is not a valid model "
+                           "name: %s", i, printable(json_string_value(n), shown, sizeof shown), why);
+    }
     m->group_names[i] = hs_arena_strdup(&m->arena, json_string_value(n));
     if (!m->group_names[i]) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
     if (strcmp(m->group_names[i], m->name) == 0)
@@ -433,6 +463,13 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
   /* Pass 1: manifests.  A folder without bundle.json is not a bundle. */
   for (int i = 0; i < n; i++) {
     char path[4096];
+    const char *bad_name = hs_model_name_problem(names[i], strlen(names[i]));
+    if (bad_name) {
+      /* Never a model: its name could not be routed, cached or labelled safely. */
+      hs_log("skipping folder '%s': not a valid model name (%s)",
+             printable(names[i], path, sizeof path), bad_name);
+      continue;
+    }
     snprintf(path, sizeof path, "%s/%s/bundle.json", opt->dir, names[i]);
     if (!file_exists(path)) {
       hs_log("skipping %s: no bundle.json (not a bundle)", names[i]);
@@ -467,6 +504,8 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
     hs_model *m = repo->models[i];
     if (m->kind != HS_MODEL_META || !m->kind_known) continue;
     for (int g = 0; g < m->group_size; g++) {
+      /* A manifest rejected part way through its group leaves the rest unset. */
+      if (!m->group_names[g]) continue;
       hs_model *member = hs_repository_find(repo, m->group_names[g]);
       if (!member) continue;
       member->addressable = false;

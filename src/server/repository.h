@@ -15,6 +15,7 @@
 #define HLOSERVE_SERVER_REPOSITORY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "base/arena.h"
 #include "hloserve/meta.h"
@@ -83,6 +84,14 @@ typedef struct hs_repository {
 /* Fails only when the folder cannot be listed or memory runs out. */
 hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **out);
 void hs_repository_free(hs_repository *repo);
+
+/* Model names are folder names and show up in URLs, file names (the meta
+ * cache) and metric labels, so they are restricted: 1 to HS_MODEL_NAME_MAX
+ * bytes of ASCII letters, digits, '_', '-' and '.', not starting with '.'
+ * (no '/', "..", NUL, spaces or control characters).  Returns NULL for a valid
+ * name of n bytes, else why it is not one (a static string). */
+#define HS_MODEL_NAME_MAX 200
+const char *hs_model_name_problem(const char *name, size_t n);
 
 /* Any model (addressable or not), or NULL. */
 hs_model *hs_repository_find(const hs_repository *repo, const char *name);

@@ -39,6 +39,7 @@ struct hs_scheduler {
   pthread_cond_t work_cv, timer_cv, idle_cv;
   hs_job *head, *tail;
   int queued, running, meta_running, alive;
+  int *queued_of; /* jobs waiting per model (by hs_model.index) */
   bool accepting, stop;
   worker_slot *workers;
   int num_workers;
@@ -61,6 +62,12 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ns
   pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/* The waiting-jobs counter of a model (NULL for a model outside the repository's table). */
+static int *model_queued(hs_scheduler *s, const hs_model *m) {
+  if (!s->queued_of || m->index < 0 || m->index >= s->repo->num_models) return NULL;
+  return &s->queued_of[m->index];
+}
+
 static void unlink_job(hs_scheduler *s, hs_job *job) {
   if (job->prev)
     job->prev->next = job->next;
@@ -73,6 +80,8 @@ static void unlink_job(hs_scheduler *s, hs_job *job) {
   job->prev = job->next = NULL;
   job->queued = false;
   s->queued--;
+  int *mq = model_queued(s, job->model);
+  if (mq) (*mq)--;
   if (s->metrics) atomic_fetch_sub(&s->metrics->queue_depth, 1);
 }
 
@@ -320,12 +329,13 @@ hs_status *hs_scheduler_create(const hs_scheduler_options *opt, const hs_reposit
   s->repo = repo;
   s->metrics = metrics;
   s->accepting = true;
+  s->queued_of = calloc((size_t)repo->num_models + 1, sizeof *s->queued_of);
   pthread_mutex_init(&s->mu, NULL);
   init_cond(&s->work_cv);
   init_cond(&s->timer_cv);
   init_cond(&s->idle_cv);
   s->workers = calloc((size_t)opt->threads, sizeof *s->workers);
-  if (!s->workers) {
+  if (!s->workers || !s->queued_of) {
     hs_scheduler_free(s);
     return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
   }
@@ -365,12 +375,17 @@ hs_status *hs_scheduler_create(const hs_scheduler_options *opt, const hs_reposit
 hs_status *hs_scheduler_submit(hs_scheduler *s, hs_job *job) {
   pthread_mutex_lock(&s->mu);
   hs_status *st = NULL;
+  int *mq = model_queued(s, job->model);
   if (!s->accepting || s->stop) {
     st = hs_status_new(HS_UNAVAILABLE, "the server is shutting down");
   } else if (s->queued >= s->opt.max_queue) {
     st = hs_status_new(HS_UNAVAILABLE, "the queue is full (%d requests waiting); retry later",
                        s->queued);
+  } else if (mq && s->opt.max_queue_per_model > 0 && *mq >= s->opt.max_queue_per_model) {
+    st = hs_status_new(HS_UNAVAILABLE, "the queue of model %s is full (%d requests waiting, "
+                       "--max-queue-per-model); retry later", job->model->name, *mq);
   } else {
+    if (mq) (*mq)++;
     hs_job_ref(job);
     job->queued = true;
     job->prev = s->tail;
@@ -460,6 +475,7 @@ void hs_scheduler_free(hs_scheduler *s) {
     hs_job_unref(j);
   }
   free(s->workers);
+  free(s->queued_of);
   pthread_cond_destroy(&s->work_cv);
   pthread_cond_destroy(&s->timer_cv);
   pthread_cond_destroy(&s->idle_cv);

@@ -2,8 +2,9 @@
  * scheduler.h - the bounded queue between the front end and the workers,
  * the meta gate, and deadlines.
  *
- *  - Submission never blocks: a full queue, a model that is not ready or a
- *    server that is shutting down are answered at once (HS_UNAVAILABLE, 503).
+ *  - Submission never blocks: a full queue (or a model with max_queue_per_model
+ *    jobs already waiting), a model that is not ready or a server that is
+ *    shutting down are answered at once (HS_UNAVAILABLE, 503).
  *  - Workers take the oldest job they may run.  A dense job may always run;
  *    a meta job only while a meta slot is free (the gate).  A meta job that
  *    waits for a slot does not hold back the dense jobs behind it.
@@ -35,6 +36,7 @@ typedef struct hs_scheduler_options {
   int max_queue;        /* jobs waiting for a worker (>= 1) */
   int meta_slots;       /* concurrent meta runs (>= 1) */
   size_t scratch_limit; /* bytes per worker pool; 0: none */
+  int max_queue_per_model; /* jobs of one model waiting; 0: bounded by max_queue only */
 } hs_scheduler_options;
 
 typedef struct hs_scheduler hs_scheduler;

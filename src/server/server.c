@@ -49,6 +49,12 @@ static void resolve_defaults(hs_server_options *o) {
   if (o->scratch_limit_bytes == 0) o->scratch_limit_bytes = (size_t)4 << 30;
   if (o->http_threads <= 0) o->http_threads = 1;
   if (o->connection_timeout_s <= 0) o->connection_timeout_s = 60;
+  if (o->max_connections <= 0) o->max_connections = 1024;
+  if (o->max_connections_per_ip < 0) o->max_connections_per_ip = 0;
+  if (o->max_header_bytes == 0) o->max_header_bytes = 16384;
+  if (o->header_timeout_s <= 0) o->header_timeout_s = 10;
+  if (o->body_timeout_s <= 0) o->body_timeout_s = 60;
+  if (o->max_queue_per_model < 0) o->max_queue_per_model = 0;
 }
 
 hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
@@ -76,10 +82,18 @@ hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
 hs_status *hs_server_start(hs_server *s) {
   if (s->sched) return hs_status_new(HS_FAILED_PRECONDITION, "the server is already started");
   hs_scheduler_options so = {s->opt.threads, s->opt.max_queue, s->opt.meta_slots,
-                             s->opt.scratch_limit_bytes};
+                             s->opt.scratch_limit_bytes, s->opt.max_queue_per_model};
   HS_RETURN_IF_ERROR(hs_scheduler_create(&so, s->repo, s->metrics, &s->sched));
-  hs_http_options ho = {s->opt.host, s->opt.http_port, s->opt.http_threads,
-                        s->opt.connection_timeout_s, s->opt.max_request_bytes};
+  hs_http_options ho = {s->opt.host,
+                        s->opt.http_port,
+                        s->opt.http_threads,
+                        s->opt.connection_timeout_s,
+                        s->opt.max_request_bytes,
+                        s->opt.max_connections,
+                        s->opt.max_connections_per_ip,
+                        s->opt.max_header_bytes,
+                        s->opt.header_timeout_s,
+                        s->opt.body_timeout_s};
   hs_status *st = hs_http_start(&ho, s->repo, s->sched, s->metrics, &s->http);
   if (st) {
     hs_scheduler_stop(s->sched, INT64_MAX / 4);
