@@ -10,6 +10,7 @@ pkgs=(
   libmicrohttpd-dev                                # HTTP server for `hloserve serve`
   libjpeg62-turbo-dev libpng-dev libcairo2-dev     # hloserve-detect: image I/O, drawing
   libcurl4-openssl-dev fonts-dejavu-core pkg-config  # hloserve-detect: HTTP, label font
+  nginx                                            # tests/python/test_nginx.py: load balancer
   python3-venv
 )
 missing=()
