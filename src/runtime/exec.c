@@ -62,11 +62,24 @@ typedef struct func_plan {
 } func_plan;
 
 /* A pooled execution stack. */
+/* Kernel scratch kept with a stack between calls and runs: a convolution's
+ * workspace (tens of MB for Winograd) would otherwise be mapped, faulted in
+ * and unmapped on every call. */
+enum { SCRATCH_CACHE = 4 };
+
 typedef struct exec_stack {
   struct exec_stack *next;
   size_t size, top;
+  void *sc_buf[SCRATCH_CACHE];
+  size_t sc_size[SCRATCH_CACHE];
+  bool sc_used[SCRATCH_CACHE];
   _Alignas(64) char data[];
 } exec_stack;
+
+static void stack_free(exec_stack *s) {
+  for (int i = 0; i < SCRATCH_CACHE; i++) free(s->sc_buf[i]);
+  free(s);
+}
 
 struct hs_exec_ctx {
   hs_compiled *c;
@@ -185,6 +198,27 @@ static hs_tensor tensor_of_type(const hs_type *t) {
   return x;
 }
 
+/* A cached buffer of the context's stack with at least `bytes`, or NULL. */
+static void *scratch_cached(exec_stack *stk, size_t bytes) {
+  int fit = -1, victim = -1;
+  for (int i = 0; i < SCRATCH_CACHE; i++) {
+    if (stk->sc_used[i]) continue;
+    if (stk->sc_size[i] >= bytes && (fit < 0 || stk->sc_size[i] < stk->sc_size[fit])) fit = i;
+    if (victim < 0 || stk->sc_size[i] < stk->sc_size[victim]) victim = i;
+  }
+  if (fit < 0 && victim >= 0) { /* grow the smallest free entry */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+    free(stk->sc_buf[victim]);
+    stk->sc_buf[victim] = p;
+    stk->sc_size[victim] = bytes;
+    fit = victim;
+  }
+  if (fit < 0) return NULL;
+  stk->sc_used[fit] = true;
+  return stk->sc_buf[fit];
+}
+
 void *hs_exec_scratch(hs_exec_ctx *ctx, size_t bytes) {
   if (ctx->n_scratch == ctx->cap_scratch) {
     int cap = ctx->cap_scratch ? 2 * ctx->cap_scratch : 8;
@@ -193,14 +227,22 @@ void *hs_exec_scratch(hs_exec_ctx *ctx, size_t bytes) {
     ctx->scratch = s;
     ctx->cap_scratch = cap;
   }
-  void *p = NULL;
-  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+  if (bytes == 0) bytes = 64;
+  void *p = ctx->stack ? scratch_cached(ctx->stack, bytes) : NULL;
+  if (!p && posix_memalign(&p, 64, bytes) != 0) return NULL;
   ctx->scratch[ctx->n_scratch++] = p;
   return p;
 }
 
 static void scratch_reset(hs_exec_ctx *ctx, int keep) {
-  while (ctx->n_scratch > keep) free(ctx->scratch[--ctx->n_scratch]);
+  exec_stack *stk = ctx->stack;
+  while (ctx->n_scratch > keep) {
+    void *p = ctx->scratch[--ctx->n_scratch];
+    bool cached = false;
+    for (int i = 0; stk && i < SCRATCH_CACHE && !cached; i++)
+      if (stk->sc_buf[i] == p) stk->sc_used[i] = false, cached = true;
+    if (!cached) free(p);
+  }
 }
 
 int hs_exec_num_threads(const hs_exec_ctx *ctx) {
@@ -470,7 +512,7 @@ void hs_compiled_free(hs_compiled *c) {
   free(c->folded_bufs);
   for (exec_stack *s = c->free_stacks; s;) {
     exec_stack *n = s->next;
-    free(s);
+    stack_free(s);
     s = n;
   }
   pthread_mutex_destroy(&c->stacks_mu);
@@ -636,7 +678,7 @@ hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound,
   pthread_mutex_lock(&c->stacks_mu);
   for (exec_stack *s2 = c->free_stacks; s2;) {
     exec_stack *nx = s2->next;
-    free(s2);
+    stack_free(s2);
     s2 = nx;
   }
   c->free_stacks = NULL;
@@ -881,6 +923,7 @@ static exec_stack *stack_get(hs_compiled *c) {
   pthread_mutex_unlock(&c->stacks_mu);
   if (!s) {
     if (posix_memalign((void **)&s, 64, sizeof(exec_stack) + c->stack_bytes) != 0) return NULL;
+    memset(s, 0, sizeof *s);
     s->size = c->stack_bytes;
   }
   s->top = 0;
