@@ -12,7 +12,9 @@
  * result at the offset dims.  That window copy is a fixed box (the operand's
  * strides on one side, the result's offset-dim strides on the other), built
  * and simplified once at prepare time, so an embedding lookup becomes one
- * memcpy per looked-up row.  Batch positions split across threads.
+ * memcpy per looked-up row.  A window whose elements are scattered (a
+ * channel column of an NCHW map) is copied element-major over tiles of
+ * positions instead (gather_tiled).  Batch positions split across threads.
  */
 #include <string.h>
 
@@ -35,6 +37,7 @@ typedef struct gather_state {
   int64_t nbatch;                    /* product of batch sizes */
   int64_t window_numel;
   hs_mv_box window;
+  bool tiled;                        /* window elements scattered: gather_tiled */
   bool empty_slice;                  /* a zero slice size: nothing can be read */
 } gather_state;
 
@@ -162,6 +165,10 @@ hs_status *hs_mv_gather_prepare(hs_op *op, hs_arena *arena) {
   }
   if (o != n_off) return hs_op_error(op, HS_INVALID_ARGUMENT, "fewer window dims than offset_dims");
   st->window_numel = hs_mv_box_simplify(w);
+  /* innermost window run after simplification: 1 element means scattered */
+  st->tiled = st->window_numel >= 4 && w->rank > 0 &&
+              (w->src_stride[w->rank - 1] != 1 || w->dst_stride[w->rank - 1] != 1 ||
+               w->dims[w->rank - 1] < 4);
   op->kernel_state = st;
   return NULL;
 }
@@ -172,48 +179,126 @@ typedef struct gather_job {
   hs_tensor *result;
 } gather_job;
 
-static void gather_range(void *arg, int64_t p0, int64_t p1) {
-  const gather_job *j = arg;
+/* Walks batch positions [p0, p1): for each, the operand offset of its window
+ * (clamped start vector plus batching indices) and the result offset of its
+ * batch index, in elements.  `it` carries the odometer between calls. */
+typedef struct pos_iter {
+  int64_t bi[HS_MAX_RANK];
+  int64_t ibase, rbase;
+} pos_iter;
+
+static void pos_begin(const gather_state *st, int64_t p0, pos_iter *it) {
+  int64_t rem = p0;
+  it->ibase = it->rbase = 0;
+  for (int k = st->nb - 1; k >= 0; k--) {
+    it->bi[k] = rem % st->batch_size[k];
+    rem /= st->batch_size[k];
+    it->ibase += it->bi[k] * st->batch_idx_stride[k];
+    it->rbase += it->bi[k] * st->batch_res_stride[k];
+  }
+}
+
+static void pos_next(const gather_state *st, const gather_job *j, pos_iter *it, int64_t *off,
+                     int64_t *rbase) {
+  const void *idx = j->indices->data;
+  hs_dtype idt = j->indices->dtype;
+  int64_t o = 0;
+  for (int jj = 0; jj < st->nk; jj++) {
+    int64_t d = st->start_map[jj];
+    int64_t s = hs_mv_load_index(idt, idx, it->ibase + jj * st->ivd_stride);
+    int64_t hi = st->op_dims[d] - st->slice[d];
+    if (s > hi) s = hi;
+    if (s < 0) s = 0;
+    o += s * st->op_stride[d];
+  }
+  for (int i = 0; i < st->nbatching; i++)
+    o += it->bi[st->batching_pos[i]] * st->op_stride[st->op_batching[i]];
+  *off = o;
+  *rbase = it->rbase;
+  for (int k = st->nb - 1; k >= 0; k--) {
+    if (++it->bi[k] < st->batch_size[k]) {
+      it->ibase += st->batch_idx_stride[k];
+      it->rbase += st->batch_res_stride[k];
+      break;
+    }
+    it->ibase -= (st->batch_size[k] - 1) * st->batch_idx_stride[k];
+    it->rbase -= (st->batch_size[k] - 1) * st->batch_res_stride[k];
+    it->bi[k] = 0;
+  }
+}
+
+/* Copies element w of every window of a tile: dst[rb[t] + dw] = src[off[t] + sw]. */
+#define TILE_COPY(T)                                                           \
+  do {                                                                         \
+    const T *s_ = (const T *)opd + sw;                                         \
+    T *d_ = (T *)res + dw;                                                     \
+    for (int t = 0; t < n; t++) d_[rb[t]] = s_[off[t]];                        \
+  } while (0)
+
+/* Windows whose elements are scattered (no contiguous run: e.g. a [1, C, 1, 1]
+ * slice of an NCHW map, as in a nearest-neighbour upsample) would touch one
+ * cache line per element per position.  Instead take positions in tiles, and
+ * for each window element copy it for the whole tile: each pass reads one
+ * plane of the operand and writes one run of the result. */
+enum { GATHER_TILE = 128 };
+
+static void gather_tiled(const gather_job *j, int64_t p0, int64_t p1) {
   const gather_state *st = j->st;
+  const hs_mv_box *w = &st->window;
   const size_t es = hs_dtype_size(j->operand->dtype);
   const char *opd = j->operand->data;
   char *res = j->result->data;
-  const void *idx = j->indices->data;
-  hs_dtype idt = j->indices->dtype;
-  int64_t bi[HS_MAX_RANK];
-  int64_t ibase = 0, rbase = 0, rem = p0;
-  for (int k = st->nb - 1; k >= 0; k--) {
-    bi[k] = rem % st->batch_size[k];
-    rem /= st->batch_size[k];
-    ibase += bi[k] * st->batch_idx_stride[k];
-    rbase += bi[k] * st->batch_res_stride[k];
-  }
-  for (int64_t p = p0; p < p1; p++) {
-    int64_t off = 0;
-    for (int jj = 0; jj < st->nk; jj++) {
-      int64_t d = st->start_map[jj];
-      int64_t s = hs_mv_load_index(idt, idx, ibase + jj * st->ivd_stride);
-      int64_t hi = st->op_dims[d] - st->slice[d];
-      if (s > hi) s = hi;
-      if (s < 0) s = 0;
-      off += s * st->op_stride[d];
+  int64_t off[GATHER_TILE], rb[GATHER_TILE];
+  pos_iter it;
+  pos_begin(st, p0, &it);
+  for (int64_t p = p0; p < p1; p += GATHER_TILE) {
+    int n = (int)(p1 - p < GATHER_TILE ? p1 - p : GATHER_TILE);
+    for (int t = 0; t < n; t++) pos_next(st, j, &it, &off[t], &rb[t]);
+    int64_t wi[HS_MAX_RANK] = {0};
+    int64_t sw = 0, dw = 0;
+    for (int64_t e = 0; e < st->window_numel; e++) {
+      switch (es) {
+        case 4: TILE_COPY(uint32_t); break;
+        case 8: TILE_COPY(uint64_t); break;
+        case 2: TILE_COPY(uint16_t); break;
+        case 1: TILE_COPY(uint8_t); break;
+        default:
+          for (int t = 0; t < n; t++)
+            memcpy(res + (rb[t] + dw) * (int64_t)es, opd + (off[t] + sw) * (int64_t)es, es);
+      }
+      for (int k = w->rank - 1; k >= 0; k--) {
+        if (++wi[k] < w->dims[k]) {
+          sw += w->src_stride[k];
+          dw += w->dst_stride[k];
+          break;
+        }
+        sw -= (w->dims[k] - 1) * w->src_stride[k];
+        dw -= (w->dims[k] - 1) * w->dst_stride[k];
+        wi[k] = 0;
+      }
     }
-    for (int i = 0; i < st->nbatching; i++)
-      off += bi[st->batching_pos[i]] * st->op_stride[st->op_batching[i]];
+  }
+}
+
+static void gather_range(void *arg, int64_t p0, int64_t p1) {
+  const gather_job *j = arg;
+  const gather_state *st = j->st;
+  if (st->tiled) {
+    gather_tiled(j, p0, p1);
+    return;
+  }
+  const size_t es = hs_dtype_size(j->operand->dtype);
+  const char *opd = j->operand->data;
+  char *res = j->result->data;
+  pos_iter it;
+  pos_begin(st, p0, &it);
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t off, rbase;
+    pos_next(st, j, &it, &off, &rbase);
     if (st->window_numel == 1)
       memcpy(res + rbase * (int64_t)es, opd + off * (int64_t)es, es);
     else
       hs_mv_box_copy(NULL, &st->window, opd + off * (int64_t)es, res + rbase * (int64_t)es, es);
-    for (int k = st->nb - 1; k >= 0; k--) {
-      if (++bi[k] < st->batch_size[k]) {
-        ibase += st->batch_idx_stride[k];
-        rbase += st->batch_res_stride[k];
-        break;
-      }
-      ibase -= (st->batch_size[k] - 1) * st->batch_idx_stride[k];
-      rbase -= (st->batch_size[k] - 1) * st->batch_res_stride[k];
-      bi[k] = 0;
-    }
   }
 }
 
@@ -230,6 +315,7 @@ hs_status *hs_mv_gather_run(hs_exec_ctx *ctx, const hs_op *op, const hs_tensor *
   if (ctx && st->nbatch > 1 && bytes >= ((int64_t)1 << 18)) {
     int64_t per = st->window_numel * (int64_t)hs_dtype_size(out[0].dtype) + 64;
     int64_t grain = ((int64_t)1 << 15) / per;
+    if (st->tiled && grain < GATHER_TILE) grain = GATHER_TILE; /* whole tiles per chunk */
     hs_exec_parallel_for(ctx, st->nbatch, grain < 1 ? 1 : grain, gather_range, &j);
   } else {
     gather_range(&j, 0, st->nbatch);
