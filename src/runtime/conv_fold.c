@@ -349,8 +349,13 @@ static hs_status *try_tail(pass *p, int j, bool *done) {
   } else {
     bool ok0 = cand[0] && (uni[1] || cand[1]), ok1 = cand[1] && (uni[0] || cand[0]);
     if (ok0 && ok1) {
+      const hs_op *d0 = fm->x[0]->def, *d1 = fm->x[1]->def;
+      bool u0 = hs_la_conv_unit_stride(d0), u1 = hs_la_conv_unit_stride(d1);
       if (uni[1] != uni[0]) pi = uni[1] ? 0 : 1; /* no second convolution to rewrite */
-      else pi = op_index(p->b, fm->x[1]->def) > op_index(p->b, fm->x[0]->def) ? 1 : 0;
+      /* a strided convolution (ResNet's downsampling 1x1) has fewer oneDNN
+       * kernels that take a sum post-op in blocked layouts: the residual */
+      else if (u0 != u1) pi = u0 ? 0 : 1;
+      else pi = op_index(p->b, d1) > op_index(p->b, d0) ? 1 : 0;
     } else if (ok0 || ok1) {
       pi = ok0 ? 0 : 1;
     }
@@ -370,9 +375,11 @@ static hs_status *try_tail(pass *p, int j, bool *done) {
   if (res) {
     ep.residual = true;
     ep.sum_scale = 1.0f;
-    if (uni[ri]) {
+    if (uni[ri] && (!cand[ri] || fm->a[ri][0] == 1.0)) {
       ep.sum_scale = (float)fm->a[ri][0];
-    } else { /* fold the residual's scale into its own convolution */
+    } else {
+      /* fold the residual's scale into its own convolution (also a uniform
+       * one: a sum post-op with scale 1 is the one every kernel takes) */
       hs_la_conv_epilogue e2;
       memset(&e2, 0, sizeof e2);
       if (!(e2.scale = to_floats(&t.scratch, fm->a[ri], C))) goto oom;

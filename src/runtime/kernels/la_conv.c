@@ -522,6 +522,13 @@ bool hs_la_conv_is_dnnl(const hs_op *op) {
 
 int hs_la_conv_feature_dim(const hs_op *op) { return ((const conv_state *)op->kernel_state)->of_dim; }
 
+bool hs_la_conv_unit_stride(const hs_op *op) {
+  const conv_state *st = op->kernel_state;
+  for (int i = 0; i < st->nsp; i++)
+    if (st->stride[i] != 1) return false;
+  return true;
+}
+
 hs_status *hs_la_conv_set_epilogue(hs_op *op, const hs_la_conv_epilogue *e, hs_arena *arena) {
   conv_state *st = op->kernel_state;
   if (st->has_epilogue) return hs_op_error(op, HS_INTERNAL, "convolution epilogue set twice");
@@ -593,6 +600,7 @@ hs_status *hs_la_conv_specialize(hs_op *op, const hs_tensor *const *konst, hs_ar
    * keep the formats the passes compared (those of the probe plan). */
   hs_la_dnnl_conv_desc d = st->dd;
   d.nthr = num_threads;
+  d.winograd = 1;
   hs_la_dnnl_conv *c = hs_la_dnnl_conv_plan(&d, st->native, st->dnnl, w, arena);
   free(scaled);
   if (!c) {

@@ -216,6 +216,13 @@ static bool build_matmul(struct hs_la_dnnl_prim *p, const int64_t *k) {
   return ok;
 }
 
+/* HS_NO_WINOGRAD=1 keeps every convolution on the direct algorithm. */
+static bool winograd_enabled(void) {
+  static int enabled = -1; /* read once; benign race: every thread computes the same */
+  if (enabled < 0) enabled = getenv("HS_NO_WINOGRAD") ? 0 : 1;
+  return enabled == 1;
+}
+
 static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d) {
   int nd = (int)d->nsp + 2;
   int wo = d->groups > 1 ? 1 : 0; /* weights: [g,] o, i, spatial */
@@ -235,27 +242,64 @@ static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d)
     pl[i] = d->pad_lo[i];
     pr[i] = d->pad_hi[i];
   }
-  dnnl_memory_desc_t s_any, w_any, d_any;
-  dnnl_convolution_desc_t cd;
-  if (dnnl_memory_desc_init_by_tag(&s_any, nd, sd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&w_any, nd + wo, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&d_any, nd, dd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&p->bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
-      dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &s_any,
-                                                 &w_any, d->with_bias ? &p->bias_md : NULL, &d_any, strides,
-                                                 dil, pl, pr) != dnnl_success)
-    return false;
+  /* Which algorithm and activation layout, in order of preference:
+   *  - Winograd F(4x4, 3x3) where it applies (3x3, stride 1, no dilation, no
+   *    groups) and the weights are bound for good (d->winograd: the plan
+   *    transforms them once; a per-call transform would be slow, and
+   *    oneDNN's reorder into the Winograd format keeps hidden scratch that
+   *    concurrent runs would share): about a third of the direct kernel's
+   *    time on this class of layer, at the cost of a larger rounding error
+   *    (docs/runtime.md);
+   *  - the direct algorithm with nChw16c activations when the channels fill
+   *    16-lane blocks: Winograd needs that layout, and left to choose ("any")
+   *    oneDNN picks nhwc for its brgemm kernels, so every change between
+   *    neighbours would cost two reorders; the direct kernels are as fast in
+   *    nChw16c (bench/RESULTS.md), so one layout runs through the network;
+   *  - the direct algorithm in the layouts oneDNN prefers.
+   * An attempt that only gets oneDNN's reference implementation is passed
+   * over for the next one. */
+  bool blocked = d->nsp == 2 && d->groups == 1;
+  dnnl_format_tag_t stag = blocked && d->ci % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+  dnnl_format_tag_t dtag = blocked && d->co % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+  bool wino = blocked && d->k[0] == 3 && d->k[1] == 3 && d->stride[0] == 1 && d->stride[1] == 1 &&
+              d->dil[0] == 1 && d->dil[1] == 1 && d->winograd && winograd_enabled();
+  struct {
+    dnnl_alg_kind_t alg;
+    dnnl_format_tag_t s, d;
+  } tries[3] = {{dnnl_convolution_winograd, stag, dtag},
+                {dnnl_convolution_direct, stag, dtag},
+                {dnnl_convolution_direct, dnnl_format_tag_any, dnnl_format_tag_any}};
+  if (dnnl_memory_desc_init_by_tag(&p->bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success) return false;
   dnnl_primitive_attr_t attr = make_attr(d);
   if (!attr) return false;
-  dnnl_primitive_desc_t pd;
   bool ok = false;
-  if (dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success) {
+  for (int t = wino ? 0 : 1; t < 3 && !ok; t++) {
+    if (t == 2 && stag == dnnl_format_tag_any && dtag == dnnl_format_tag_any) break; /* same as 1 */
+    dnnl_memory_desc_t s_md, w_md, d_md;
+    dnnl_convolution_desc_t cd;
+    if (dnnl_memory_desc_init_by_tag(&s_md, nd, sd, dnnl_f32, tries[t].s) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_md, nd + wo, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&d_md, nd, dd, dnnl_f32, tries[t].d) != dnnl_success ||
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, tries[t].alg, &s_md,
+                                                   &w_md, d->with_bias ? &p->bias_md : NULL, &d_md,
+                                                   strides, dil, pl, pr) != dnnl_success)
+      continue;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) != dnnl_success) continue;
+    const char *impl = NULL;
+    bool last = t == 2 || (t == 1 && stag == dnnl_format_tag_any && dtag == dnnl_format_tag_any);
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+        strncmp(impl, "ref", 3) == 0 && !last) {
+      dnnl_primitive_desc_destroy(pd);
+      continue;
+    }
     ok = finish(p, pd);
     dnnl_primitive_desc_destroy(pd);
   }
   dnnl_primitive_attr_destroy(attr);
   return ok;
 }
+
 
 static const struct hs_la_dnnl_prim *lookup(int kind, const void *key, size_t key_len, const void *desc) {
   if (!engine_ready() || key_len > KEY_MAX) return NULL;
