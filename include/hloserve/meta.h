@@ -102,6 +102,12 @@ hs_status *hs_meta_output(hs_meta_ctx *ctx, const char *name, hs_dtype dtype,
  * request): for run functions that loop for long between other calls. */
 hs_status *hs_meta_check_deadline(hs_meta_ctx *ctx);
 
+/* The threads this run may use for its own parallel work (e.g. a
+ * DetectionGlue workspace's num_threads): the intra-op threads the worker
+ * runs the group's programs with, >= 1.  While the run function computes,
+ * the programs are idle, so their threads' cores are free. */
+int hs_meta_threads(hs_meta_ctx *ctx);
+
 /* This meta's per-worker state slot: NULL until the run function stores a
  * pointer there.  `destroy` (may be NULL) is called on the stored pointer when
  * the meta is unloaded from the worker; the last non-NULL destroy passed wins. */

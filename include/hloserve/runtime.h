@@ -36,6 +36,8 @@ hs_status *hs_program_from_text(const char *text, size_t len, const char *filena
 /* Reads, parses and compiles a .mlir file. */
 hs_status *hs_program_load(const char *path, const hs_program_options *opt, hs_program **out);
 void hs_program_free(hs_program *p);
+/* The intra-op threads the program was compiled for (>= 1). */
+int hs_program_num_threads(const hs_program *p);
 
 /* Binds the first n_names parameters of the entry function, in order, to the
  * tensors of a safetensors file with those names (dtype and shape must match

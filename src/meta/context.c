@@ -87,6 +87,8 @@ hs_status *hs_meta_output(hs_meta_ctx *ctx, const char *name, hs_dtype dtype,
   return ctx->ops->output(ctx->host, name, dtype, shape, out);
 }
 
+int hs_meta_threads(hs_meta_ctx *ctx) { return ctx && ctx->threads > 1 ? ctx->threads : 1; }
+
 void **hs_meta_state(hs_meta_ctx *ctx, void (*destroy)(void *state)) {
   if (!ctx || !ctx->ops) return NULL;
   return ctx->ops->state(ctx->host, destroy);

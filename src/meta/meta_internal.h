@@ -29,6 +29,7 @@ struct hs_meta_ctx {
   const hs_meta_host_ops *ops;
   void *host;
   const char *model; /* the meta being run, for messages */
+  int threads;       /* hs_meta_threads; <= 0 reads as 1 */
 };
 
 /* The run function registered under `name`, or NULL. */

@@ -113,6 +113,8 @@ static void unbind(hs_program *p) {
   p->weights = NULL;
 }
 
+int hs_program_num_threads(const hs_program *p) { return p && p->c ? p->c->num_threads : 1; }
+
 void hs_program_free(hs_program *p) {
   if (!p) return;
   unbind(p);

@@ -207,7 +207,14 @@ static hs_status *run_meta(hs_worker *w, const hs_run *run, const hs_named_tenso
   h->w = w;
   h->run = run;
   w->timing.num_stages = m->group_size < HS_MAX_TIMED_STAGES ? m->group_size : HS_MAX_TIMED_STAGES;
-  hs_meta_ctx ctx = {&HOST_OPS, h, m->name};
+  /* the group's programs run with the repository's intra-op threads */
+  int threads = 1;
+  for (int i = 0; i < m->group_size; i++)
+    for (int k = 0; k < m->group[i]->num_programs; k++) {
+      int t = hs_program_num_threads(m->group[i]->programs[k].program);
+      if (t > threads) threads = t;
+    }
+  hs_meta_ctx ctx = {&HOST_OPS, h, m->name, threads};
   int64_t t0 = hs_now_ns();
   hs_status *st = m->run(&ctx, run->inputs, run->num_inputs);
   int64_t total = hs_now_ns() - t0;

@@ -34,7 +34,8 @@ from pathlib import Path
 from hloserve_export import api
 from hloserve_export.api import OptionError
 
-HANDLER_VERSION = 2  # 2: stage1 takes float32 [0, 1]; the meta letterboxes any image size
+HANDLER_VERSION = 3  # 2: stage1 takes float32 [0, 1]; the meta letterboxes any image size
+# 3: the meta's DetectionGlue uses the worker's intra-op threads (hs_meta_threads)
 
 ARCHS = ["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
          "mobilenet_v3_large_320_fpn"]
@@ -680,7 +681,7 @@ static const hs_glue_config GLUE_CONFIG = {{
     .max_boxes = {limits['max_boxes']},
     .max_level_anchors = {limits['max_level_anchors']},
     .max_classes = NUM_CLASSES,
-    .num_threads = 1, /* requests run in parallel; one thread each */
+    .num_threads = 1, /* replaced by hs_meta_threads(ctx) in get_workspace */
 }};
 
 static const hs_named_tensor *find_tensor(const hs_named_tensor *ts, int n, const char *name) {{
@@ -721,8 +722,11 @@ static hs_status *get_workspace(hs_meta_ctx *ctx, hs_glue_workspace **out) {{
   void **slot = hs_meta_state(ctx, destroy_workspace);
   if (!slot) return hs_status_new(HS_INTERNAL, "%s: no per-worker state", MODEL_NAME);
   if (!*slot) {{
+    /* the glue runs while the stages' threads are idle: use as many */
+    hs_glue_config cfg = GLUE_CONFIG;
+    cfg.num_threads = hs_meta_threads(ctx);
     hs_glue_workspace *ws = NULL;
-    HS_RETURN_IF_ERROR(hs_glue_workspace_create(&GLUE_CONFIG, &ws));
+    HS_RETURN_IF_ERROR(hs_glue_workspace_create(&cfg, &ws));
     *slot = ws;
   }}
   *out = (hs_glue_workspace *)*slot;
