@@ -531,6 +531,53 @@ HS_TEST(gather_rows_large_matches_reference) {
   CHECK_MSG(bad == 0, "%d rows differ", bad);
 }
 
+/* FPN's nearest-neighbour upsample as JAX exports it: a [1, C, 1, 1] column of
+ * an NCHW map per output pixel (the element-major tiled path), with a second
+ * case whose indices go out of range (clamped) and an i16 payload; both
+ * against a direct loop, single- and multi-threaded. */
+HS_TEST(gather_scattered_window_matches_reference) {
+  enum { C = 67, H = 25, W = 22, OH = 50, OW = 44 }; /* 590 KB: split across threads */
+  float *map = random_f32(C * H * W, 5);
+  int32_t *idx = malloc(sizeof(int32_t) * OH * OW * 2);
+  for (int y = 0; y < OH; y++)
+    for (int x = 0; x < OW; x++) {
+      idx[(y * OW + x) * 2] = y / 2 + (y == 5 ? 40 : 0); /* a row clamped */
+      idx[(y * OW + x) * 2 + 1] = x / 2 - (x == 3 ? 9 : 0); /* one column clamped */
+    }
+  static const char *text =
+      "func.func @main(%m: tensor<1x67x25x22xf32>, %i: tensor<50x44x2xi32>) -> tensor<1x67x50x44xf32> {\n"
+      "  %g = \"stablehlo.gather\"(%m, %i) <{dimension_numbers = #stablehlo.gather<offset_dims = [0, 1], collapsed_slice_dims = [2, 3], start_index_map = [2, 3], index_vector_dim = 2>, slice_sizes = array<i64: 1, 67, 1, 1>}> : (tensor<1x67x25x22xf32>, tensor<50x44x2xi32>) -> tensor<1x67x50x44xf32>\n"
+      "  return %g : tensor<1x67x50x44xf32>\n"
+      "}\n";
+  for (int threads = 1; threads <= 2; threads++) {
+    hs_tensor in[2] = {{HS_F32, {4, {1, C, H, W}}, map}, {HS_I32, {3, {OH, OW, 2}}, idx}}, out;
+    memset(&out, 0, sizeof out);
+    CHECK_OK(hs_test_run(text, threads, in, 2, &out, 1));
+    const float *y = out.data;
+    int bad = 0;
+    for (int c = 0; c < C; c++)
+      for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+          int sy = idx[(oy * OW + ox) * 2], sx = idx[(oy * OW + ox) * 2 + 1];
+          sy = sy < 0 ? 0 : sy >= H ? H - 1 : sy;
+          sx = sx < 0 ? 0 : sx >= W ? W - 1 : sx;
+          if (y[(c * OH + oy) * OW + ox] != map[(c * H + sy) * W + sx]) bad++;
+        }
+    free(out.data);
+    CHECK_MSG(bad == 0, "%d elements differ (%d threads)", bad, threads);
+  }
+  free(map);
+  free(idx);
+  CHECK_OK(hs_test_run_checked(
+      "func.func @main() {\n"
+      "  %m = stablehlo.constant dense<[[[1, 2], [3, 4]], [[5, 6], [7, 8]], [[9, 10], [11, 12]], [[13, 14], [15, 16]]]> : tensor<4x2x2xi16>\n"
+      "  %i = stablehlo.constant dense<[[1, 0], [0, 5]]> : tensor<2x2xi32>\n"
+      "  %g = \"stablehlo.gather\"(%m, %i) <{dimension_numbers = #stablehlo.gather<offset_dims = [0], collapsed_slice_dims = [1, 2], start_index_map = [1, 2], index_vector_dim = 1>, slice_sizes = array<i64: 4, 1, 1>}> : (tensor<4x2x2xi16>, tensor<2x2xi32>) -> tensor<4x2xi16>\n"
+      "  check.expect_eq_const %g, dense<[[3, 2], [7, 6], [11, 10], [15, 14]]> : tensor<4x2xi16>\n"
+      "  return\n"
+      "}\n"));
+}
+
 int main(void) {
   HS_RUN(broadcast_reshape_transpose);
   HS_RUN(slice_reverse_concat);
@@ -548,5 +595,6 @@ int main(void) {
   HS_RUN(transpose_large_matches_reference);
   HS_RUN(pad_slice_broadcast_large_match_reference);
   HS_RUN(gather_rows_large_matches_reference);
+  HS_RUN(gather_scattered_window_matches_reference);
   return hs_test_summary();
 }

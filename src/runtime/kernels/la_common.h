@@ -95,8 +95,9 @@ typedef struct hs_la_dnnl_conv_desc {
   int64_t sum_scale_bits;    /* the float sum scale's bits */
   int64_t nthr;              /* threads the primitive is made for (0: OpenMP's
                                 maximum); oneDNN fixes them at creation */
-  int64_t winograd;          /* may use Winograd (weights bound for good: their
-                                transform is done once, by the plan) */
+  int64_t winograd;          /* may use Winograd: weights bound for good (their
+                                transform is done once, by the plan) and no
+                                HS_NO_WINOGRAD in the environment */
 } hs_la_dnnl_conv_desc;
 
 /* One convolution op's use of a (cached, shared) primitive: the user layouts
@@ -152,6 +153,8 @@ bool hs_la_conv_is_dnnl(const hs_op *op);
 int hs_la_conv_feature_dim(const hs_op *op);
 /* True when every window stride is 1. */
 bool hs_la_conv_unit_stride(const hs_op *op);
+/* oneDNN's implementation name for the op's primitive ("none" without one). */
+const char *hs_la_conv_impl(const hs_op *op);
 /* Copies e into the op's state (arena); at most once per op. */
 hs_status *hs_la_conv_set_epilogue(hs_op *op, const hs_la_conv_epilogue *e, hs_arena *arena);
 /* True when a value in the oneDNN format of producer's result can be read

@@ -522,6 +522,11 @@ bool hs_la_conv_is_dnnl(const hs_op *op) {
 
 int hs_la_conv_feature_dim(const hs_op *op) { return ((const conv_state *)op->kernel_state)->of_dim; }
 
+const char *hs_la_conv_impl(const hs_op *op) {
+  const conv_state *st = op->kernel_state;
+  return st && st->dnnl ? hs_la_dnnl_conv_impl(st->dnnl) : "none";
+}
+
 bool hs_la_conv_unit_stride(const hs_op *op) {
   const conv_state *st = op->kernel_state;
   for (int i = 0; i < st->nsp; i++)
@@ -600,7 +605,7 @@ hs_status *hs_la_conv_specialize(hs_op *op, const hs_tensor *const *konst, hs_ar
    * keep the formats the passes compared (those of the probe plan). */
   hs_la_dnnl_conv_desc d = st->dd;
   d.nthr = num_threads;
-  d.winograd = 1;
+  d.winograd = getenv("HS_NO_WINOGRAD") == NULL; /* part of the primitive's cache key */
   hs_la_dnnl_conv *c = hs_la_dnnl_conv_plan(&d, st->native, st->dnnl, w, arena);
   free(scaled);
   if (!c) {

@@ -216,13 +216,6 @@ static bool build_matmul(struct hs_la_dnnl_prim *p, const int64_t *k) {
   return ok;
 }
 
-/* HS_NO_WINOGRAD=1 keeps every convolution on the direct algorithm. */
-static bool winograd_enabled(void) {
-  static int enabled = -1; /* read once; benign race: every thread computes the same */
-  if (enabled < 0) enabled = getenv("HS_NO_WINOGRAD") ? 0 : 1;
-  return enabled == 1;
-}
-
 static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d) {
   int nd = (int)d->nsp + 2;
   int wo = d->groups > 1 ? 1 : 0; /* weights: [g,] o, i, spatial */
@@ -262,7 +255,7 @@ static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d)
   dnnl_format_tag_t stag = blocked && d->ci % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
   dnnl_format_tag_t dtag = blocked && d->co % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
   bool wino = blocked && d->k[0] == 3 && d->k[1] == 3 && d->stride[0] == 1 && d->stride[1] == 1 &&
-              d->dil[0] == 1 && d->dil[1] == 1 && d->winograd && winograd_enabled();
+              d->dil[0] == 1 && d->dil[1] == 1 && d->winograd;
   struct {
     dnnl_alg_kind_t alg;
     dnnl_format_tag_t s, d;
