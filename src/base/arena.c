@@ -15,13 +15,32 @@ struct hs_arena_block {
   _Alignas(16) unsigned char data[];
 };
 
+struct hs_arena_cleanup {
+  hs_arena_cleanup *next;
+  void (*fn)(void *arg);
+  void *arg;
+};
+
 void hs_arena_init(hs_arena *a, size_t first_block) {
   a->head = NULL;
   a->next_size = first_block ? first_block : 4096;
   a->total = 0;
+  a->cleanups = NULL;
+}
+
+bool hs_arena_defer(hs_arena *a, void (*fn)(void *arg), void *arg) {
+  hs_arena_cleanup *c = hs_arena_alloc(a, sizeof *c);
+  if (!c) return false;
+  c->fn = fn;
+  c->arg = arg;
+  c->next = a->cleanups;
+  a->cleanups = c;
+  return true;
 }
 
 void hs_arena_free(hs_arena *a) {
+  for (hs_arena_cleanup *c = a->cleanups; c; c = c->next) c->fn(c->arg);
+  a->cleanups = NULL;
   hs_arena_block *b = a->head;
   while (b) {
     hs_arena_block *n = b->next;

@@ -11,16 +11,25 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+
 typedef struct hs_arena_block hs_arena_block;
+typedef struct hs_arena_cleanup hs_arena_cleanup;
 
 typedef struct hs_arena {
   hs_arena_block *head;
   size_t next_size;   /* size of the next block to allocate */
   size_t total;       /* bytes obtained from malloc, for accounting */
+  hs_arena_cleanup *cleanups; /* hs_arena_defer, newest first */
 } hs_arena;
 
 void hs_arena_init(hs_arena *a, size_t first_block);
 void hs_arena_free(hs_arena *a); /* releases everything; the arena can be reused */
+/* Runs fn(arg) when the arena is freed (newest first, before its memory
+ * goes): for things the arena's objects hold that live elsewhere, e.g. a
+ * reference to a buffer shared between programs.  False when out of memory
+ * (fn is then not registered). */
+bool hs_arena_defer(hs_arena *a, void (*fn)(void *arg), void *arg);
 /* 16-byte aligned; NULL on failure or size overflow. Contents are undefined. */
 void *hs_arena_alloc(hs_arena *a, size_t size);
 /* Zeroed; n*size checked for overflow. */

@@ -24,6 +24,33 @@ HS_TEST(status_basics) {
   CHECK(strcmp(hs_status_message(NULL), "OK") == 0);
 }
 
+static void record(void *arg) {
+  int *log = arg;
+  log[log[0] + 1] = log[0] + 100; /* which call this was */
+  log[0]++;
+}
+
+static void bump(void *arg) { (*(int *)arg)++; }
+
+/* hs_arena_defer: callbacks run once each, newest first, when the arena is
+ * freed; a reused arena starts with none. */
+HS_TEST(arena_defer_runs_at_free) {
+  hs_arena a;
+  hs_arena_init(&a, 64);
+  int log[8] = {0}, n = 0;
+  CHECK(hs_arena_defer(&a, record, log));
+  for (int i = 0; i < 100; i++) CHECK(hs_arena_alloc(&a, 100) != NULL); /* across blocks */
+  CHECK(hs_arena_defer(&a, bump, &n));
+  CHECK(n == 0 && log[0] == 0);
+  hs_arena_free(&a);
+  CHECK(n == 1 && log[0] == 1 && log[1] == 100);
+  hs_arena_free(&a); /* nothing registered any more */
+  CHECK(n == 1 && log[0] == 1);
+  CHECK(hs_arena_defer(&a, bump, &n));
+  hs_arena_free(&a);
+  CHECK(n == 2);
+}
+
 HS_TEST(arena_alignment_and_growth) {
   hs_arena a;
   hs_arena_init(&a, 64);
@@ -189,6 +216,7 @@ HS_TEST(threadpool_sums) {
 int main(void) {
   HS_RUN(status_basics);
   HS_RUN(arena_alignment_and_growth);
+  HS_RUN(arena_defer_runs_at_free);
   HS_RUN(f16_round_trips_every_value);
   HS_RUN(f16_rounding);
   HS_RUN(bf16_rounding);
