@@ -487,12 +487,56 @@ bool hs_la_dnnl_conv_format_equal(const hs_la_dnnl_conv *a, int sa, const hs_la_
 }
 
 /* Reorders the user's weights into the primitive's format, into arena memory. */
+/* Packed weights are shared by every plan whose packed bytes are equal: the
+ * programs of one bundle (one per input shape) bind the same weights, and
+ * their primitives usually want the same weight format, so a detector with
+ * two input shapes keeps one copy of its (Winograd-transformed, 4x larger)
+ * weights instead of two.  Entries are found by format, size and a hash of
+ * the bytes, confirmed with memcmp, and counted: each plan's arena drops its
+ * reference when the program is freed (hs_arena_defer). */
+typedef struct packed_entry {
+  struct packed_entry *next;
+  dnnl_memory_desc_t md;
+  size_t n;
+  uint64_t hash;
+  void *buf;
+  int refs;
+} packed_entry;
+
+static packed_entry *packed_cache; /* under cache_mu */
+
+static uint64_t hash_bytes(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, b + i, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 32;
+  }
+  for (; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ull;
+  return h;
+}
+
+static void packed_release(void *arg) {
+  packed_entry *e = arg;
+  pthread_mutex_lock(&cache_mu);
+  if (--e->refs == 0) {
+    packed_entry **pp = &packed_cache;
+    while (*pp && *pp != e) pp = &(*pp)->next;
+    if (*pp) *pp = e->next;
+    free(e->buf);
+    free(e);
+  }
+  pthread_mutex_unlock(&cache_mu);
+}
+
 static bool pack(hs_la_dnnl_conv *c, const float *wei, hs_arena *arena) {
   const dnnl_memory_desc_t *pm = prim_md(c->p, HS_LA_WEI);
   size_t n = dnnl_memory_desc_get_size(pm);
-  unsigned char *raw = hs_arena_alloc(arena, n + 64);
-  if (!raw) return false;
-  void *buf = raw + ((64 - (uintptr_t)raw % 64) % 64);
+  void *buf = NULL;
+  if (posix_memalign(&buf, 64, n ? n : 64) != 0) return false;
   if (!c->ro[HS_LA_WEI]) {
     memcpy(buf, wei, n);
   } else {
@@ -504,9 +548,33 @@ static bool pack(hs_la_dnnl_conv *c, const float *wei, hs_arena *arena) {
     }
     if (from) dnnl_memory_destroy(from);
     if (to) dnnl_memory_destroy(to);
-    if (!ok) return false;
+    if (!ok) {
+      free(buf);
+      return false;
+    }
   }
-  c->packed = buf;
+  uint64_t h = hash_bytes(buf, n);
+  pthread_mutex_lock(&cache_mu);
+  packed_entry *e = packed_cache;
+  while (e && !(e->n == n && e->hash == h && dnnl_memory_desc_equal(&e->md, pm) &&
+                memcmp(e->buf, buf, n) == 0))
+    e = e->next;
+  if (e) {
+    e->refs++;
+    free(buf);
+  } else if ((e = calloc(1, sizeof *e)) != NULL) {
+    *e = (packed_entry){packed_cache, *pm, n, h, buf, 1};
+    packed_cache = e;
+  } else {
+    free(buf);
+  }
+  pthread_mutex_unlock(&cache_mu);
+  if (!e) return false;
+  if (!hs_arena_defer(arena, packed_release, e)) {
+    packed_release(e);
+    return false;
+  }
+  c->packed = e->buf;
   return true;
 }
 
