@@ -165,6 +165,10 @@ hs_status *hs_safetensors_open(const char *path, hs_safetensors **out) {
   return NULL;
 }
 
+void hs_safetensors_release_pages(hs_safetensors *st) {
+  if (st && st->map && st->map_len) madvise(st->map, st->map_len, MADV_DONTNEED);
+}
+
 void hs_safetensors_close(hs_safetensors *st) {
   if (!st) return;
   for (int i = 0; i < st->n; i++) free(st->e[i].name);

@@ -20,6 +20,12 @@ hs_status *hs_safetensors_open(const char *path, hs_safetensors **out);
 hs_status *hs_safetensors_from_memory(const void *data, size_t len, const char *name,
                                       hs_safetensors **out);
 void hs_safetensors_close(hs_safetensors *st);
+/* For a file opened with hs_safetensors_open: gives the mapping's resident
+ * pages back (madvise MADV_DONTNEED).  The data stays valid: a later read
+ * faults the page in again from the file.  Used once weights are bound and
+ * their packed or folded copies made, so the raw file does not stay resident
+ * beside them. */
+void hs_safetensors_release_pages(hs_safetensors *st);
 
 int hs_safetensors_count(const hs_safetensors *st);
 const char *hs_safetensors_name(const hs_safetensors *st, int i);

@@ -189,8 +189,15 @@ hs_status *hs_program_bind_weights(hs_program *p, const char *path, const char *
     p->n_bound = i + 1;
   }
   hs_status *st = hs_fold_constants(p->c, p->entry, p->bound, p->n_bound);
-  if (st) unbind(p);
-  return st;
+  if (st) {
+    unbind(p);
+    return st;
+  }
+  /* Folding and the kernels' specialize() made their own copies of most
+   * weights (BatchNorm-scaled, packed for oneDNN, transposed): the file's
+   * pages need not stay resident; what is still read faults back in. */
+  hs_safetensors_release_pages(p->weights);
+  return NULL;
 }
 
 int hs_program_num_inputs(const hs_program *p) { return p->entry->n_args - p->n_bound; }
