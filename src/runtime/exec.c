@@ -204,9 +204,12 @@ static void *scratch_cached(exec_stack *stk, size_t bytes) {
   for (int i = 0; i < SCRATCH_CACHE; i++) {
     if (stk->sc_used[i]) continue;
     if (stk->sc_size[i] >= bytes && (fit < 0 || stk->sc_size[i] < stk->sc_size[fit])) fit = i;
-    if (victim < 0 || stk->sc_size[i] < stk->sc_size[victim]) victim = i;
+    if (victim < 0 || stk->sc_size[i] > stk->sc_size[victim]) victim = i;
   }
-  if (fit < 0 && victim >= 0) { /* grow the smallest free entry */
+  /* None fits: grow the largest free entry, so that a run whose kernels ask
+   * for ever larger workspaces keeps one buffer of the largest size rather
+   * than one of each. */
+  if (fit < 0 && victim >= 0) {
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes) != 0) return NULL;
     free(stk->sc_buf[victim]);
