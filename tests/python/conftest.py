@@ -32,3 +32,22 @@ def venv_python() -> str:
 def build_dir() -> Path:
     """The CMake build folder to test against: $HS_BUILD_DIR, else <repo>/build."""
     return Path(os.environ.get("HS_BUILD_DIR", REPO_ROOT / "build"))
+
+
+def _built(build_dir: Path, name: str) -> Path:
+    exe = Path(build_dir) / name
+    if not exe.exists():
+        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def hloserve(build_dir) -> Path:
+    """The built `hloserve` executable (the test is skipped when it is not built)."""
+    return _built(build_dir, "hloserve")
+
+
+@pytest.fixture(scope="session")
+def detect(build_dir) -> Path:
+    """The built `hloserve-detect` client."""
+    return _built(build_dir, "hloserve-detect")

@@ -31,14 +31,6 @@ from PIL import Image  # noqa: E402
 skdata = pytest.importorskip("skimage.data")
 
 
-@pytest.fixture(scope="session")
-def detect(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve-detect"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("images")

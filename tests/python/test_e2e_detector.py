@@ -45,22 +45,6 @@ TOY_SHAPES = [[640, 640], [512, 384], [384, 512]]
 
 
 @pytest.fixture(scope="module")
-def hloserve(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
-@pytest.fixture(scope="module")
-def detect(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve-detect"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
-@pytest.fixture(scope="module")
 def repo(build_dir) -> Path:
     root = E.convert(build_dir)
     import toy_detector as T

@@ -43,14 +43,6 @@ def nginx_bin() -> str:
     return exe
 
 
-@pytest.fixture(scope="session")
-def hloserve(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("nginx") / "repo"

@@ -34,14 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 MAX_BODY = 1 << 20  # --max-request-bytes of the main server
 
 
-@pytest.fixture(scope="session")
-def hloserve(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("repo")

@@ -33,14 +33,6 @@ X2 = np.arange(8, dtype=np.float32).reshape(2, 4)
 XI = np.array([1, -2, 3], np.int32)
 
 
-@pytest.fixture(scope="session")
-def hloserve(build_dir) -> Path:
-    exe = Path(build_dir) / "hloserve"
-    if not exe.exists():
-        pytest.skip(f"{exe} is not built (set HS_BUILD_DIR)")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("limits") / "repo"
