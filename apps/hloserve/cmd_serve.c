@@ -47,7 +47,11 @@ static void serve_usage(FILE *f) {
           "  --grace-ms N              on SIGTERM/SIGINT, time for in-flight requests (default 10000)\n"
           "  --cc CC                   C compiler for meta bundles (default $CC or cc)\n"
           "  --include-dir DIR         hloserve headers for meta bundles\n"
-          "  --meta-cache DIR          compiled meta bundles (default DIR/.hloserve-cache)\n");
+          "  --meta-cache DIR          compiled meta bundles (default DIR/.hloserve-cache)\n"
+          "  --workers N               run the models in N worker processes (default 0: in this\n"
+          "                            process); --threads is then split between them\n"
+          "  --worker-hang-grace-ms N  fleet: a worker still running a request N ms past its\n"
+          "                            deadline is killed and restarted (default 2000)\n");
 }
 
 static bool parse_int(const char *s, long long min, long long max, long long *out) {
@@ -146,6 +150,12 @@ int hs_cmd_serve(int argc, char **argv) {
       o.include_dir = v;
     } else if (strcmp(a, "--meta-cache") == 0) {
       o.cache_dir = v;
+    } else if (strcmp(a, "--workers") == 0) {
+      if (!parse_int(v, 0, 256, &n)) return bad_value("serve", a, v);
+      o.workers = (int)n;
+    } else if (strcmp(a, "--worker-hang-grace-ms") == 0) {
+      if (!parse_int(v, 1, 3600000, &n)) return bad_value("serve", a, v);
+      o.worker_hang_grace_ms = (int)n;
     } else {
       fprintf(stderr, "hloserve serve: unknown option '%s'\n\n", a);
       serve_usage(stderr);
@@ -274,6 +284,12 @@ int hs_cmd_infer(int argc, char **argv) {
       o.include_dir = v;
     } else if (strcmp(a, "--meta-cache") == 0) {
       o.cache_dir = v;
+    } else if (strcmp(a, "--workers") == 0) {
+      if (!parse_int(v, 0, 256, &n)) return bad_value("serve", a, v);
+      o.workers = (int)n;
+    } else if (strcmp(a, "--worker-hang-grace-ms") == 0) {
+      if (!parse_int(v, 1, 3600000, &n)) return bad_value("serve", a, v);
+      o.worker_hang_grace_ms = (int)n;
     } else if (strcmp(a, "--input") == 0) {
       const char *eq = strchr(v, '=');
       if (!eq || eq == v || n_in == MAX_IN) {

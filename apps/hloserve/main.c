@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "server/fleet.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -39,6 +40,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run-hlo") == 0) return hs_cmd_run_hlo(argc - 2, argv + 2);
   if (strcmp(cmd, "serve") == 0) return hs_cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "infer") == 0) return hs_cmd_infer(argc - 2, argv + 2);
+  /* internal: a worker process of `serve --workers N` (not listed in the usage) */
+  if (strcmp(cmd, "__fleet-worker") == 0) return hs_fleet_worker_main(argc - 2, argv + 2);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
     usage(stdout);
     return 0;

@@ -13,8 +13,9 @@
  *    network hop: a group is placed on one worker) and returns its outputs.
  *  - hs_meta_scratch hands out buffers pooled per worker and reused across
  *    requests (the spec's call.scratch).  Passing one as an input of
- *    hs_meta_call sends it by reference; in a fleet it is backed by a shared
- *    memory slot.
+ *    hs_meta_call sends it by reference: the group runs in one process (in
+ *    a fleet too, where the meta's worker process holds the whole group), so
+ *    scratch is never serialized.
  *  - hs_meta_output allocates a result tensor of the request.
  *  - hs_meta_state gives the meta one pointer per worker that survives
  *    across requests (e.g. a DetectionGlue workspace), freed at unload.

@@ -67,6 +67,10 @@ typedef struct hs_server_options {
   const char *cc;               /* C compiler for meta bundles; NULL: $CC or cc */
   const char *include_dir;      /* hloserve headers for model.c; NULL: built in */
   const char *cache_dir;        /* compiled meta bundles; NULL: REPO/.hloserve-cache */
+  int workers;                  /* fleet mode: models run in this many worker processes
+                                   (threads split between them); 0: in this process */
+  int worker_hang_grace_ms;     /* fleet: kill a worker this long past a request's deadline; 0: 2000 */
+  const char *worker_exe;       /* fleet: the hloserve binary to start; NULL: this program */
 } hs_server_options;
 
 void hs_server_options_init(hs_server_options *o);

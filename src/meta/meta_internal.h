@@ -3,9 +3,9 @@
  *
  * A context is a thin handle: the hs_meta_* functions validate their
  * arguments here, in one place, and then dispatch to the host that runs the
- * request through a small table of operations.  The embedded server's worker
- * is one host; the fleet's worker process (shared-memory tensors) and unit
- * tests are others.  model.c only ever sees the opaque hs_meta_ctx.
+ * request through a small table of operations.  The server's worker (in the
+ * server process, or in a fleet's worker process: the same code) is one
+ * host; unit tests are another.  model.c only ever sees the opaque hs_meta_ctx.
  */
 #ifndef HLOSERVE_META_INTERNAL_H
 #define HLOSERVE_META_INTERNAL_H

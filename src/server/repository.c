@@ -516,6 +516,7 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
   for (int i = 0; st == NULL && i < repo->num_models; i++) {
     hs_model *m = repo->models[i];
     if (!m->ready || m->kind != HS_MODEL_DENSE) continue;
+    if (opt->skip && opt->skip(m, opt->skip_cls)) continue;
     int64_t t0 = hs_now_ns();
     hs_status *e = load_dense(m, json_object_get(roots[i], "weights"), opt->intra_op_threads);
     if (e) {
@@ -537,12 +538,13 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", m->dir, src);
     int64_t t0 = hs_now_ns();
-    hs_status *e = hs_meta_bundle_load(&bo, m->name, path, &m->dl, &m->run);
+    const bool skip = opt->skip && opt->skip(m, opt->skip_cls);
+    hs_status *e = skip ? NULL : hs_meta_bundle_load(&bo, m->name, path, &m->dl, &m->run);
     if (e) {
       fail_status(m, e);
       continue;
     }
-    m->registered = true;
+    m->registered = !skip;
     for (int g = 0; g < m->group_size && m->ready; g++) {
       hs_model *member = hs_repository_find(repo, m->group_names[g]);
       m->group[g] = member;
@@ -554,7 +556,7 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
       else if (!member->ready)
         set_not_ready(m, "group member %s is not ready: %s", member->name, member->reason);
     }
-    if (m->ready)
+    if (m->ready && !skip)
       hs_log("loaded %s (meta, group of %d) in %.2f s", m->name, m->group_size,
              (double)(hs_now_ns() - t0) / 1e9);
   }

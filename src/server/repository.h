@@ -73,6 +73,12 @@ typedef struct hs_repository_options {
   const char *cc;          /* C compiler for meta bundles; NULL: $CC, else "cc" */
   const char *include_dir; /* holds hloserve/meta.h; NULL: $HLOSERVE_INCLUDE_DIR, else built in */
   const char *cache_dir;   /* compiled meta bundles; NULL: DIR/.hloserve-cache (or a temp dir) */
+  /* Fleet mode: models for which skip returns true keep only their manifest
+   * (no program compiled, no model.c loaded; a meta's group is still
+   * resolved).  The front end skips every model, a worker process the models
+   * of other workers.  NULL: load everything. */
+  bool (*skip)(const hs_model *m, void *cls);
+  void *skip_cls;
 } hs_repository_options;
 
 typedef struct hs_repository {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/fleet.h"
 #include "server/worker.h"
 
 typedef struct worker_slot {
@@ -85,9 +86,11 @@ static void unlink_job(hs_scheduler *s, hs_job *job) {
   if (s->metrics) atomic_fetch_sub(&s->metrics->queue_depth, 1);
 }
 
-static hs_job *pick(hs_scheduler *s) {
-  for (hs_job *j = s->head; j; j = j->next)
+static hs_job *pick(hs_scheduler *s, int lane) {
+  for (hs_job *j = s->head; j; j = j->next) {
+    if (s->opt.fleet && !hs_fleet_lane_serves(s->opt.fleet, lane, j->model)) continue;
     if (j->model->kind != HS_MODEL_META || s->meta_running < s->opt.meta_slots) return j;
+  }
   return NULL;
 }
 
@@ -178,10 +181,16 @@ static void execute(hs_scheduler *s, worker_slot *slot, hs_job *job) {
   const hs_named_tensor *outs = NULL;
   int n_out = 0;
   hs_status *st = NULL;
-  if (job->start_ns > job->deadline_ns)
+  hs_run_timing fleet_timing;
+  const hs_run_timing *timing = &w->timing;
+  if (job->start_ns > job->deadline_ns) {
     st = hs_status_new(HS_DEADLINE_EXCEEDED, "deadline exceeded before %s started", m->name);
-  else
+  } else if (s->opt.fleet) {
+    st = hs_fleet_run(s->opt.fleet, (int)(slot - s->workers), &run, &outs, &n_out, &fleet_timing);
+    timing = &fleet_timing;
+  } else {
     st = hs_worker_run(w, &run, &outs, &n_out);
+  }
   int64_t end = hs_now_ns();
   if (mm) hs_histogram_observe(&mm->compute, end - job->start_ns);
   if (!st && end > job->deadline_ns)
@@ -190,8 +199,9 @@ static void execute(hs_scheduler *s, worker_slot *slot, hs_job *job) {
   char *body = NULL;
   size_t len = 0, header_len = 0;
   if (!st && !atomic_load(&job->answered))
-    st = encode(job, outs, n_out, &w->timing, &body, &len, &header_len);
+    st = encode(job, outs, n_out, timing, &body, &len, &header_len);
   hs_worker_release(w);
+  if (s->opt.fleet) hs_fleet_release(s->opt.fleet, (int)(slot - s->workers));
   if (!st) {
     if (body) hs_job_answer(job, 200, body, len, header_len);
     return;
@@ -211,7 +221,7 @@ static void *worker_main(void *arg) {
   hs_scheduler *s = slot->s;
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
-    hs_job *job = pick(s);
+    hs_job *job = pick(s, (int)(slot - s->workers));
     if (!job) {
       pthread_cond_wait(&s->work_cv, &s->mu);
       continue;
@@ -373,6 +383,7 @@ hs_status *hs_scheduler_create(const hs_scheduler_options *opt, const hs_reposit
 }
 
 hs_status *hs_scheduler_submit(hs_scheduler *s, hs_job *job) {
+  char why[600];
   pthread_mutex_lock(&s->mu);
   hs_status *st = NULL;
   int *mq = model_queued(s, job->model);
@@ -381,6 +392,9 @@ hs_status *hs_scheduler_submit(hs_scheduler *s, hs_job *job) {
   } else if (s->queued >= s->opt.max_queue) {
     st = hs_status_new(HS_UNAVAILABLE, "the queue is full (%d requests waiting); retry later",
                        s->queued);
+  } else if (s->opt.fleet &&
+             hs_fleet_unavailable(s->opt.fleet, job->model, why, sizeof why)) {
+    st = hs_status_new(HS_UNAVAILABLE, "model %s is not ready: %s", job->model->name, why);
   } else if (mq && s->opt.max_queue_per_model > 0 && *mq >= s->opt.max_queue_per_model) {
     st = hs_status_new(HS_UNAVAILABLE, "the queue of model %s is full (%d requests waiting, "
                        "--max-queue-per-model); retry later", job->model->name, *mq);
@@ -481,6 +495,10 @@ void hs_scheduler_free(hs_scheduler *s) {
   pthread_cond_destroy(&s->idle_cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
+}
+
+const char *hs_scheduler_unavailable(hs_scheduler *s, const hs_model *m, char *buf, size_t cap) {
+  return s && s->opt.fleet ? hs_fleet_unavailable(s->opt.fleet, m, buf, cap) : NULL;
 }
 
 void hs_scheduler_counts(hs_scheduler *s, int *queued, int *running) {

@@ -17,8 +17,8 @@
  *    dropped and their scratch goes back to the pool when the run returns).
  *
  * The scheduler talks to the workers only through hs_worker_run and
- * hs_worker_release (worker.h), the boundary where the fleet mode will put a
- * process hop.
+ * hs_worker_release (worker.h), or in fleet mode through hs_fleet_run and
+ * hs_fleet_release (fleet.h): the same run, made in a worker process.
  */
 #ifndef HLOSERVE_SERVER_SCHEDULER_H
 #define HLOSERVE_SERVER_SCHEDULER_H
@@ -37,6 +37,9 @@ typedef struct hs_scheduler_options {
   int meta_slots;       /* concurrent meta runs (>= 1) */
   size_t scratch_limit; /* bytes per worker pool; 0: none */
   int max_queue_per_model; /* jobs of one model waiting; 0: bounded by max_queue only */
+  struct hs_fleet *fleet; /* fleet mode (fleet.h): thread i is the fleet's lane i, runs only
+                             the models placed on its worker, and runs them there; NULL: in
+                             process */
 } hs_scheduler_options;
 
 typedef struct hs_scheduler hs_scheduler;
@@ -54,6 +57,10 @@ bool hs_scheduler_drain(hs_scheduler *s, int64_t grace_ns);
  * when all threads have exited (then free is safe). */
 bool hs_scheduler_stop(hs_scheduler *s, int64_t wait_ns);
 void hs_scheduler_free(hs_scheduler *s);
+
+/* Fleet mode: NULL while the worker of m serves, else why not (in buf).
+ * Always NULL in process. */
+const char *hs_scheduler_unavailable(hs_scheduler *s, const hs_model *m, char *buf, size_t cap);
 
 /* For tests and metrics: jobs waiting and running now. */
 void hs_scheduler_counts(hs_scheduler *s, int *queued, int *running);

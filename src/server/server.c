@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/fleet.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/repository.h"
@@ -23,6 +24,8 @@ struct hs_server {
   hs_metrics *metrics;
   hs_scheduler *sched;
   hs_http *http;
+  hs_fleet *fleet; /* --workers N > 0 */
+  int fleet_lanes; /* per worker process */
   hs_worker local; /* for hs_server_infer_local */
   bool local_ready;
   const hs_tensor **local_ordered;
@@ -55,6 +58,15 @@ static void resolve_defaults(hs_server_options *o) {
   if (o->header_timeout_s <= 0) o->header_timeout_s = 10;
   if (o->body_timeout_s <= 0) o->body_timeout_s = 60;
   if (o->max_queue_per_model < 0) o->max_queue_per_model = 0;
+  if (o->workers < 0) o->workers = 0;
+  if (o->worker_hang_grace_ms <= 0) o->worker_hang_grace_ms = 2000;
+}
+
+/* Fleet mode: this process keeps the manifests only; the workers compile. */
+static bool skip_all(const hs_model *m, void *cls) {
+  (void)m;
+  (void)cls;
+  return true;
 }
 
 hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
@@ -68,7 +80,13 @@ hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
   s->opt = *o;
   resolve_defaults(&s->opt);
   hs_repository_options ro = {s->opt.model_repository, s->opt.intra_op_threads, s->opt.cc,
-                              s->opt.include_dir, s->opt.cache_dir};
+                              s->opt.include_dir, s->opt.cache_dir, NULL, NULL};
+  if (s->opt.workers > 0) {
+    ro.skip = skip_all;
+    s->fleet_lanes = s->opt.threads / s->opt.workers > 0 ? s->opt.threads / s->opt.workers : 1;
+    s->opt.threads = s->fleet_lanes * s->opt.workers;
+    if (o->meta_slots <= 0) s->opt.meta_slots = s->opt.threads;
+  }
   hs_status *st = hs_repository_load(&ro, &s->repo);
   if (!st) st = hs_metrics_create(s->repo, s->opt.threads, s->opt.meta_slots, &s->metrics);
   if (st) {
@@ -81,8 +99,15 @@ hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
 
 hs_status *hs_server_start(hs_server *s) {
   if (s->sched) return hs_status_new(HS_FAILED_PRECONDITION, "the server is already started");
+  if (s->opt.workers > 0 && !s->fleet) {
+    hs_fleet_options fo = {s->opt.workers, s->fleet_lanes, s->opt.worker_exe,
+                           s->opt.model_repository, s->opt.intra_op_threads, s->opt.cc,
+                           s->opt.include_dir, s->opt.cache_dir, s->opt.scratch_limit_bytes,
+                           s->opt.worker_hang_grace_ms, 0};
+    HS_RETURN_IF_ERROR(hs_fleet_start(&fo, s->repo, s->metrics, &s->fleet));
+  }
   hs_scheduler_options so = {s->opt.threads, s->opt.max_queue, s->opt.meta_slots,
-                             s->opt.scratch_limit_bytes, s->opt.max_queue_per_model};
+                             s->opt.scratch_limit_bytes, s->opt.max_queue_per_model, s->fleet};
   HS_RETURN_IF_ERROR(hs_scheduler_create(&so, s->repo, s->metrics, &s->sched));
   hs_http_options ho = {s->opt.host,
                         s->opt.http_port,
@@ -136,6 +161,8 @@ bool hs_server_shutdown(hs_server *s, int grace_ms) {
     hs_http_stop(s->http);
     s->http = NULL;
   }
+  /* the workers go (a run still waiting on one returns an error) */
+  hs_fleet_stop(s->fleet);
   s->workers_stopped = hs_scheduler_stop(s->sched, idle ? INT64_MAX / 4 : (int64_t)500000000);
   return s->workers_stopped;
 }
@@ -148,10 +175,12 @@ void hs_server_free(hs_server *s) {
     hs_http_wait_idle(s->http, (int64_t)1000000000);
     hs_http_stop(s->http);
   }
+  hs_fleet_stop(s->fleet);
   if (s->sched) {
     if (!s->workers_stopped) hs_scheduler_stop(s->sched, INT64_MAX / 4);
     hs_scheduler_free(s->sched);
   }
+  hs_fleet_free(s->fleet);
   if (s->local_ready) hs_worker_destroy(&s->local);
   free(s->local_ordered);
   hs_metrics_free(s->metrics);
@@ -167,6 +196,9 @@ hs_status *hs_server_infer_local(hs_server *s, const char *model, const hs_named
   const hs_model *m = hs_repository_find(s->repo, model);
   if (!m || !m->addressable) return hs_status_new(HS_NOT_FOUND, "unknown model '%s'", model);
   if (!m->ready) return hs_status_new(HS_UNAVAILABLE, "model %s is not ready: %s", m->name, m->reason);
+  if (s->opt.workers > 0)
+    return hs_status_new(HS_FAILED_PRECONDITION, "in-process runs are not available in fleet mode "
+                         "(the models are loaded by the worker processes)");
   if (!s->local_ready) {
     HS_RETURN_IF_ERROR(hs_worker_init(&s->local, -1, s->repo, NULL, s->opt.scratch_limit_bytes));
     s->local_ready = true;

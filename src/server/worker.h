@@ -8,9 +8,11 @@
  * scheduler owns the workers and gives each at most one run at a time; the
  * programs and the repository are shared read-only.
  *
- * This is the boundary the fleet mode keeps: a worker process will own the
- * same struct, with its pool carved from shared memory, and answer the same
- * hs_worker_run calls sent over a queue instead of made directly.
+ * Fleet mode (fleet.c, docs/server.md "Fleet") keeps this boundary: each
+ * worker process runs its lanes' requests through the same hs_worker_run;
+ * only the request's inputs and outputs cross processes, in shared memory.
+ * A meta's sub-calls and scratch stay inside the worker process (its group
+ * is placed there), so its pool is ordinary memory.
  */
 #ifndef HLOSERVE_SERVER_WORKER_H
 #define HLOSERVE_SERVER_WORKER_H
