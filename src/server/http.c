@@ -431,12 +431,14 @@ static enum MHD_Result answer_simple(request *r) {
     }
     case R_MODEL_READY: {
       const hs_model *m = r->model;
-      bool ready = m->ready && !atomic_load(&h->draining);
+      char lost[600]; /* fleet mode: its worker is restarting */
+      const char *away = m->ready ? hs_scheduler_unavailable(h->sched, m, lost, sizeof lost) : NULL;
+      bool ready = m->ready && !atomic_load(&h->draining) && !away;
       hs_buf_puts(&b, "{\"name\":");
       hs_buf_json_string(&b, m->name, strlen(m->name));
       hs_buf_printf(&b, ",\"ready\":%s", ready ? "true" : "false");
       if (!ready) {
-        const char *why = m->ready ? "the server is shutting down" : m->reason;
+        const char *why = !m->ready ? m->reason : away ? away : "the server is shutting down";
         hs_buf_puts(&b, ",\"reason\":");
         hs_buf_json_string(&b, why, strlen(why));
       }
@@ -675,6 +677,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   }
   free(r->body);
   free(r->early_msg);
+  /* The answering thread may still be inside on_job_answer (it resumes the
+   * connection before it unlocks): wait for it to let go of the mutex. */
+  pthread_mutex_lock(&r->mu);
+  pthread_mutex_unlock(&r->mu);
   pthread_mutex_destroy(&r->mu);
   free(r);
   atomic_fetch_sub(&h->metrics->open_connections, 1);
@@ -775,10 +781,24 @@ static void *reaper_main(void *arg) {
   while (!h->reaper_stop) {
     int64_t now = hs_now_ns();
     int dropped[PH_COUNT] = {0};
-    int slow = 0;
+    int slow = 0, abandoned = 0;
     for (conn_track *t = h->conns; t; t = t->next) {
+      if (t->dropped || t->fd < 0) continue;
+      /* A client that closed its side in the middle of its request's headers
+       * or body: libmicrohttpd (0.9.75) often keeps waiting for the rest
+       * until the phase's budget runs out; an end of stream with nothing
+       * left to read means the request can never complete. */
+      if (t->phase == PH_HEADERS || t->phase == PH_BODY) {
+        char c;
+        if (recv(t->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+          shutdown(t->fd, SHUT_RDWR);
+          t->dropped = true;
+          abandoned++;
+          continue;
+        }
+      }
       int64_t budget = h->budget_ns[t->phase];
-      if (t->dropped || t->fd < 0 || budget <= 0 || now - t->since_ns < budget) continue;
+      if (budget <= 0 || now - t->since_ns < budget) continue;
       shutdown(t->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
       t->dropped = true;
       dropped[t->phase]++;
@@ -787,6 +807,7 @@ static void *reaper_main(void *arg) {
     pthread_mutex_unlock(&h->conn_mu);
     for (int p = 0; p < PH_COUNT; p++)
       if (dropped[p]) atomic_fetch_add(&h->metrics->connections_timed_out[p], (uint64_t)dropped[p]);
+    if (abandoned) atomic_fetch_add(&h->metrics->connections_abandoned, (uint64_t)abandoned);
     if (slow)
       hs_log("closed %d slow connection%s (in the headers: %d, body: %d, sending: %d; limits "
              "--header-timeout %lld s, --body-timeout %lld s)", slow, slow == 1 ? "" : "s",

@@ -209,14 +209,60 @@ void hs_metrics_render(hs_metrics *m, hs_buf *b) {
                 "--max-connections were open.\n"
                 "# TYPE hloserve_connections_refused_total counter\n"
                 "hloserve_connections_refused_total %llu\n"
+                "# HELP hloserve_connections_abandoned_total Connections whose client closed its "
+                "side before its request was complete (closed by the server at once).\n"
+                "# TYPE hloserve_connections_abandoned_total counter\n"
+                "hloserve_connections_abandoned_total %llu\n"
                 "# HELP hloserve_connections_timed_out_total Connections closed for spending too "
                 "long in a phase (idle, headers, body, sending).\n"
                 "# TYPE hloserve_connections_timed_out_total counter\n",
                 (long long)atomic_load(&m->tcp_connections),
-                (unsigned long long)atomic_load(&m->connections_refused));
+                (unsigned long long)atomic_load(&m->connections_refused),
+                (unsigned long long)atomic_load(&m->connections_abandoned));
   static const char *const phases[5] = {"idle", "headers", "body", NULL, "sending"};
   for (int p = 0; p < 5; p++)
     if (phases[p])
       hs_buf_printf(b, "hloserve_connections_timed_out_total{phase=\"%s\"} %llu\n", phases[p],
                     (unsigned long long)atomic_load(&m->connections_timed_out[p]));
+  if (m->fleet_workers > 0)
+    hs_buf_printf(b,
+                  "# HELP hloserve_fleet_workers Worker processes (--workers).\n"
+                  "# TYPE hloserve_fleet_workers gauge\nhloserve_fleet_workers %d\n"
+                  "# HELP hloserve_fleet_workers_up Worker processes loaded and serving.\n"
+                  "# TYPE hloserve_fleet_workers_up gauge\nhloserve_fleet_workers_up %lld\n"
+                  "# HELP hloserve_fleet_worker_restarts_total Worker processes restarted after "
+                  "a crash or a hang.\n"
+                  "# TYPE hloserve_fleet_worker_restarts_total counter\n"
+                  "hloserve_fleet_worker_restarts_total %llu\n"
+                  "# HELP hloserve_fleet_channel_tensor_bytes_total Tensor bytes copied through "
+                  "the worker control channels (by design 0).\n"
+                  "# TYPE hloserve_fleet_channel_tensor_bytes_total counter\n"
+                  "hloserve_fleet_channel_tensor_bytes_total %llu\n"
+                  "# HELP hloserve_fleet_shm_tensor_bytes_total Request and response tensor "
+                  "bytes passed to and from workers by shared-memory reference.\n"
+                  "# TYPE hloserve_fleet_shm_tensor_bytes_total counter\n"
+                  "hloserve_fleet_shm_tensor_bytes_total %llu\n",
+                  m->fleet_workers, (long long)atomic_load(&m->fleet_workers_up),
+                  (unsigned long long)atomic_load(&m->fleet_restarts),
+                  (unsigned long long)atomic_load(&m->fleet_channel_tensor_bytes),
+                  (unsigned long long)atomic_load(&m->fleet_shm_tensor_bytes));
+  if (m->fleet_workers > 0 && m->fleet_pids) {
+    hs_buf_puts(b, "# HELP hloserve_fleet_worker_pid The process of each worker (0 while down).\n"
+                   "# TYPE hloserve_fleet_worker_pid gauge\n");
+    for (int k = 0; k < m->fleet_workers; k++)
+      hs_buf_printf(b, "hloserve_fleet_worker_pid{worker=\"%d\"} %lld\n", k,
+                    (long long)atomic_load(&m->fleet_pids[k]));
+  }
+  if (m->fleet_workers > 0 && m->fleet_placement) {
+    hs_buf_init(&lb);
+    hs_buf_puts(b, "# HELP hloserve_fleet_model_worker The worker each model is placed on.\n"
+                   "# TYPE hloserve_fleet_model_worker gauge\n");
+    for (int i = 0; i < m->repo->num_models; i++) {
+      const hs_model *model = m->repo->models[i];
+      if (!model->addressable) continue;
+      model_label(&lb, model->name);
+      hs_buf_printf(b, "hloserve_fleet_model_worker{%s} %d\n", lb.data, m->fleet_placement[i]);
+    }
+    hs_buf_free(&lb);
+  }
 }

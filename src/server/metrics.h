@@ -50,10 +50,19 @@ typedef struct hs_metrics {
   atomic_int_fast64_t open_connections; /* requests being received or answered */
   atomic_int_fast64_t tcp_connections;  /* open TCP connections */
   atomic_uint_fast64_t connections_refused; /* over --max-connections */
+  atomic_uint_fast64_t connections_abandoned; /* peer gone with its request unfinished */
   /* closed for spending too long in a phase: idle, headers, body, waiting (unused), sending */
   atomic_uint_fast64_t connections_timed_out[5];
   int meta_slots;
   int workers;
+  /* fleet mode (--workers N > 0; fleet.h): rendered only then */
+  int fleet_workers;
+  atomic_int_fast64_t fleet_workers_up;
+  atomic_uint_fast64_t fleet_restarts;
+  atomic_uint_fast64_t fleet_channel_tensor_bytes; /* tensor bytes through a socket: stays 0 */
+  atomic_uint_fast64_t fleet_shm_tensor_bytes;     /* tensor bytes passed by shm reference */
+  atomic_int_fast64_t *fleet_pids; /* [fleet_workers], 0 while down; owned by the fleet */
+  const int *fleet_placement;      /* worker of each model; owned by the fleet */
 } hs_metrics;
 
 hs_status *hs_metrics_create(const hs_repository *repo, int workers, int meta_slots,
