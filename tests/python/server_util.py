@@ -325,3 +325,53 @@ def decode_response(headers: dict, data: bytes):
         assert off == len(data), "binary tail not fully used"
         doc["arrays"] = arrays
     return doc
+
+
+# `bomb`: a meta that aborts its worker (MODE 1), hangs it without ever checking its deadline
+# (MODE 2), or else calls its stage `bomb_stage` with 1 MiB of scratch that stays in the worker
+# (MODE 0); for the fleet's fault tests and bench/soak_fleet.py.
+BOMB_C = r"""
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "hloserve/meta.h"
+
+static hs_status *run(hs_meta_ctx *ctx, const hs_named_tensor *in, int n) {
+  const hs_named_tensor *x = NULL, *mode = NULL;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(in[i].name, "x") == 0) x = &in[i];
+    if (strcmp(in[i].name, "MODE") == 0) mode = &in[i];
+  }
+  if (!x || !mode) return hs_status_new(HS_INVALID_ARGUMENT, "bomb: needs x and MODE");
+  int32_t m = *(const int32_t *)mode->tensor.data;
+  if (m == 1) abort();
+  while (m == 2) { /* hangs: never checks its deadline */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  /* scratch that stays in the worker process */
+  hs_shape big = {1, {1 << 18}};
+  hs_tensor scratch;
+  HS_RETURN_IF_ERROR(hs_meta_scratch(ctx, HS_F32, &big, &scratch));
+  memset(scratch.data, 0, 1u << 20);
+  hs_named_tensor call_in = {"x", x->tensor};
+  const hs_named_tensor *out = NULL;
+  int n_out = 0;
+  HS_RETURN_IF_ERROR(hs_meta_call(ctx, "bomb_stage", &call_in, 1, &out, &n_out));
+  hs_tensor o;
+  HS_RETURN_IF_ERROR(hs_meta_output(ctx, "OUT", HS_F32, &out[0].tensor.shape, &o));
+  memcpy(o.data, out[0].tensor.data, hs_tensor_nbytes(&out[0].tensor));
+  return NULL;
+}
+
+hs_status *hs_meta_bundle_register(void) { return hs_meta_register("bomb", run); }
+"""
+
+
+def write_bomb_meta(root: Path) -> Path:
+    """Writes `bomb_stage` (a tiny dense model) and the `bomb` meta over it; returns root."""
+    write_tiny_dense(root, "bomb_stage", rows=(2,))
+    write_meta(root, "bomb", ["bomb_stage"], [spec("x", "FP32", [2, 4]), spec("MODE", "INT32", [1])],
+               [spec("OUT", "FP32", [2, 4])], BOMB_C)
+    return root

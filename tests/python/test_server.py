@@ -57,8 +57,10 @@ def repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(hloserve, repo):
+    # HS_TEST_SERVE_ARGS: extra `serve` options (test_fleet.py runs this module with --workers 2)
     with U.Server(hloserve, repo, "--threads", "2", "--max-queue", "128",
-                  "--max-request-bytes", str(MAX_BODY)) as s:
+                  "--max-request-bytes", str(MAX_BODY),
+                  *os.environ.get("HS_TEST_SERVE_ARGS", "").split()) as s:
         yield s
         assert s.stop() == 0
 

@@ -306,6 +306,30 @@ def test_slow_clients_are_dropped_while_others_are_served(hloserve, repo, tmp_pa
         assert s.stop() == 0
 
 
+def test_clients_gone_mid_request_free_their_connection_at_once(hloserve, repo, tmp_path):
+    """A client that closes its socket in the middle of its headers or body: the server closes
+    its side within a reaper tick, not after --body-timeout (libmicrohttpd alone kept such
+    connections open)."""
+    with U.Server(hloserve, repo, log=tmp_path / "s.log") as s:
+        fds0 = server_fds(s.proc.pid)
+        for i in range(120):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sk:
+                head = (b"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 400\r\n")
+                sk.sendall(head + (b"\r\n{\"inp" if i % 2 else b"X-Half: "))
+        deadline = time.time() + 5
+        while server_fds(s.proc.pid) > fds0 + 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert server_fds(s.proc.pid) <= fds0 + 2, (fds0, server_fds(s.proc.pid))
+        assert time.time() < deadline
+        text = s.metrics()
+        gone = U.metric_value(text, "hloserve_connections_abandoned_total")
+        assert gone > 0  # most are caught by the reaper; libmicrohttpd closes the others itself
+        assert U.metric_value(text, "hloserve_connections_timed_out_total", 'phase="body"') == 0
+        assert s.infer("tiny", [("x", X2)])[0] == 200
+        assert s.stop() == 0
+
+
 def test_idle_connection_timeout(hloserve, repo, tmp_path):
     with U.Server(hloserve, repo, "--connection-timeout", "2", log=tmp_path / "s.log") as s:
         c = s.conn(timeout=5)
