@@ -16,7 +16,7 @@ requests, faults and restarts, and growth: the mean of the last third of the sam
 the first third (after the warm-up).
 
 Usage: bench/soak_fleet.py [--minutes 30] [--workers 2] [--clients 6] [--sample-s 30]
-                           [--fault-every-s 60] [--seed 1]
+                           [--fault-every-s 60] [--seed 1] [--pause-ms 0]
 HS_BUILD_DIR selects the build (default build/).
 """
 from __future__ import annotations
@@ -62,7 +62,11 @@ def proc_stats(pid: int):
 
 
 def worker_pids(s, workers: int) -> list[int]:
-    text = s.metrics()
+    """The workers' pids from /metrics ([] when /metrics did not answer: counted by the caller)."""
+    try:
+        text = s.metrics()
+    except (OSError, http.client.HTTPException):
+        return []
     return [int(U.metric_value(text, "hloserve_fleet_worker_pid", f'worker="{k}"') or 0)
             for k in range(workers)]
 
@@ -157,6 +161,8 @@ def main() -> int:
     ap.add_argument("--sample-s", type=float, default=30)
     ap.add_argument("--fault-every-s", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pause-ms", type=float, default=0,
+                    help="each client's pause between requests (0: as fast as it can)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="soak-fleet-"))
     repo = make_repo(tmp / "repo")
@@ -174,6 +180,8 @@ def main() -> int:
             c = Client(s.port, random.Random(args.seed * 1000 + i), tally, lock)
             while not stop.is_set() and time.time() < end:
                 c.one()
+                if args.pause_ms > 0:
+                    time.sleep(args.pause_ms / 1000)
 
         def fault_loop():
             rng = random.Random(args.seed)
@@ -195,7 +203,10 @@ def main() -> int:
         def sampler():
             while not stop.wait(args.sample_s) and time.time() < end:
                 fe = proc_stats(s.proc.pid)
-                ws = [proc_stats(p) for p in worker_pids(s, args.workers) if p]
+                pids = worker_pids(s, args.workers)
+                if not pids:
+                    faults["metrics_unanswered"] += 1
+                ws = [proc_stats(p) for p in pids if p]
                 samples.append((time.time(), fe, ws))
                 print(f"  sample {len(samples)}: front end RSS {fe[0] / 1024:.1f} MiB, fds {fe[1]}; "
                       f"workers " + ", ".join(f"{w[0] / 1024:.1f} MiB/{w[1]} fds" for w in ws if w),
