@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +55,52 @@ static void serve_usage(FILE *f) {
           "                            deadline is killed and restarted (default 2000)\n");
 }
 
+/* A decimal integer with an optional k/M/G (binary) suffix, within [min, max]. */
 static bool parse_int(const char *s, long long min, long long max, long long *out) {
   if (!s || !*s) return false;
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (errno || v < min || v > max) return false;
+  if (errno) return false;
   long long mul = 1;
   if (*end == 'k' || *end == 'K') mul = 1024, end++;
   else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
   else if (*end == 'g' || *end == 'G') mul = 1024LL * 1024 * 1024, end++;
-  if (*end || (mul > 1 && v > max / mul)) return false;
+  if (*end || v > LLONG_MAX / mul || v < LLONG_MIN / mul) return false;
   *out = v * mul;
-  return *out <= max;
+  return *out >= min && *out <= max;
 }
+
+/* `serve`'s numeric options: where each goes in hs_server_options and its range. */
+typedef struct int_option {
+  const char *name;
+  long long min, max;
+  size_t offset;
+  bool is_size; /* a size_t field, else an int */
+} int_option;
+
+#define INT_OPT(name, min, max, field) {name, min, max, offsetof(hs_server_options, field), false}
+#define SIZE_OPT(name, min, max, field) {name, min, max, offsetof(hs_server_options, field), true}
+
+static const int_option INT_OPTIONS[] = {
+    INT_OPT("--http-port", 0, 65535, http_port),
+    INT_OPT("--threads", 1, 1024, threads),
+    INT_OPT("--intra-op-threads", 1, 1024, intra_op_threads),
+    INT_OPT("--max-queue", 1, 1 << 20, max_queue),
+    INT_OPT("--max-queue-per-model", 1, 1 << 20, max_queue_per_model),
+    INT_OPT("--header-timeout", 1, 86400, header_timeout_s),
+    INT_OPT("--body-timeout", 1, 86400, body_timeout_s),
+    INT_OPT("--max-connections", 1, 1 << 20, max_connections),
+    INT_OPT("--max-connections-per-ip", 0, 1 << 20, max_connections_per_ip),
+    SIZE_OPT("--max-header-bytes", 1024, 1 << 24, max_header_bytes),
+    INT_OPT("--meta-slots", 1, 1024, meta_slots),
+    SIZE_OPT("--max-request-bytes", 1, (long long)1 << 40, max_request_bytes),
+    SIZE_OPT("--scratch-limit-bytes", 1, (long long)1 << 44, scratch_limit_bytes),
+    INT_OPT("--http-threads", 1, 256, http_threads),
+    INT_OPT("--connection-timeout", 1, 86400, connection_timeout_s),
+    INT_OPT("--workers", 0, 256, workers),
+    INT_OPT("--worker-hang-grace-ms", 1, 3600000, worker_hang_grace_ms),
+};
 
 static int bad_value(const char *cmd, const char *opt, const char *v) {
   fprintf(stderr, "hloserve %s: bad value for %s: '%s'\n", cmd, opt, v ? v : "");
@@ -92,55 +125,23 @@ int hs_cmd_serve(int argc, char **argv) {
       return 2;
     }
     i++;
-    if (strcmp(a, "--model-repository") == 0) {
+    const int_option *io = NULL;
+    for (size_t k = 0; k < sizeof INT_OPTIONS / sizeof INT_OPTIONS[0] && !io; k++)
+      if (strcmp(a, INT_OPTIONS[k].name) == 0) io = &INT_OPTIONS[k];
+    if (io) {
+      if (!parse_int(v, io->min, io->max, &n)) return bad_value("serve", a, v);
+      char *field = (char *)&o + io->offset;
+      if (io->is_size) {
+        size_t z = (size_t)n;
+        memcpy(field, &z, sizeof z);
+      } else {
+        int x = (int)n;
+        memcpy(field, &x, sizeof x);
+      }
+    } else if (strcmp(a, "--model-repository") == 0) {
       o.model_repository = v;
     } else if (strcmp(a, "--host") == 0) {
       o.host = v;
-    } else if (strcmp(a, "--http-port") == 0) {
-      if (!parse_int(v, 0, 65535, &n)) return bad_value("serve", a, v);
-      o.http_port = (int)n;
-    } else if (strcmp(a, "--threads") == 0) {
-      if (!parse_int(v, 1, 1024, &n)) return bad_value("serve", a, v);
-      o.threads = (int)n;
-    } else if (strcmp(a, "--intra-op-threads") == 0) {
-      if (!parse_int(v, 1, 1024, &n)) return bad_value("serve", a, v);
-      o.intra_op_threads = (int)n;
-    } else if (strcmp(a, "--max-queue") == 0) {
-      if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
-      o.max_queue = (int)n;
-    } else if (strcmp(a, "--max-queue-per-model") == 0) {
-      if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
-      o.max_queue_per_model = (int)n;
-    } else if (strcmp(a, "--header-timeout") == 0) {
-      if (!parse_int(v, 1, 86400, &n)) return bad_value("serve", a, v);
-      o.header_timeout_s = (int)n;
-    } else if (strcmp(a, "--body-timeout") == 0) {
-      if (!parse_int(v, 1, 86400, &n)) return bad_value("serve", a, v);
-      o.body_timeout_s = (int)n;
-    } else if (strcmp(a, "--max-connections") == 0) {
-      if (!parse_int(v, 1, 1 << 20, &n)) return bad_value("serve", a, v);
-      o.max_connections = (int)n;
-    } else if (strcmp(a, "--max-connections-per-ip") == 0) {
-      if (!parse_int(v, 0, 1 << 20, &n)) return bad_value("serve", a, v);
-      o.max_connections_per_ip = (int)n;
-    } else if (strcmp(a, "--max-header-bytes") == 0) {
-      if (!parse_int(v, 1, 1 << 24, &n) || n < 1024) return bad_value("serve", a, v);
-      o.max_header_bytes = (size_t)n;
-    } else if (strcmp(a, "--meta-slots") == 0) {
-      if (!parse_int(v, 1, 1024, &n)) return bad_value("serve", a, v);
-      o.meta_slots = (int)n;
-    } else if (strcmp(a, "--max-request-bytes") == 0) {
-      if (!parse_int(v, 1, (long long)1 << 40, &n)) return bad_value("serve", a, v);
-      o.max_request_bytes = (size_t)n;
-    } else if (strcmp(a, "--scratch-limit-bytes") == 0) {
-      if (!parse_int(v, 1, (long long)1 << 44, &n)) return bad_value("serve", a, v);
-      o.scratch_limit_bytes = (size_t)n;
-    } else if (strcmp(a, "--http-threads") == 0) {
-      if (!parse_int(v, 1, 256, &n)) return bad_value("serve", a, v);
-      o.http_threads = (int)n;
-    } else if (strcmp(a, "--connection-timeout") == 0) {
-      if (!parse_int(v, 1, 86400, &n)) return bad_value("serve", a, v);
-      o.connection_timeout_s = (int)n;
     } else if (strcmp(a, "--grace-ms") == 0) {
       if (!parse_int(v, 0, 3600000, &n)) return bad_value("serve", a, v);
       grace_ms = n;
@@ -150,12 +151,6 @@ int hs_cmd_serve(int argc, char **argv) {
       o.include_dir = v;
     } else if (strcmp(a, "--meta-cache") == 0) {
       o.cache_dir = v;
-    } else if (strcmp(a, "--workers") == 0) {
-      if (!parse_int(v, 0, 256, &n)) return bad_value("serve", a, v);
-      o.workers = (int)n;
-    } else if (strcmp(a, "--worker-hang-grace-ms") == 0) {
-      if (!parse_int(v, 1, 3600000, &n)) return bad_value("serve", a, v);
-      o.worker_hang_grace_ms = (int)n;
     } else {
       fprintf(stderr, "hloserve serve: unknown option '%s'\n\n", a);
       serve_usage(stderr);
@@ -284,12 +279,6 @@ int hs_cmd_infer(int argc, char **argv) {
       o.include_dir = v;
     } else if (strcmp(a, "--meta-cache") == 0) {
       o.cache_dir = v;
-    } else if (strcmp(a, "--workers") == 0) {
-      if (!parse_int(v, 0, 256, &n)) return bad_value("serve", a, v);
-      o.workers = (int)n;
-    } else if (strcmp(a, "--worker-hang-grace-ms") == 0) {
-      if (!parse_int(v, 1, 3600000, &n)) return bad_value("serve", a, v);
-      o.worker_hang_grace_ms = (int)n;
     } else if (strcmp(a, "--input") == 0) {
       const char *eq = strchr(v, '=');
       if (!eq || eq == v || n_in == MAX_IN) {
