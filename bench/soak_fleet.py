@@ -9,8 +9,9 @@ wrong shape, an unknown model, a body cut short); a fault thread crashes a worke
 hangs one (MODE 2, with a deadline), or SIGKILLs one, every --fault-every-s seconds.
 
 Every request must get an HTTP answer (a crash's in-flight requests get a clear 500/503, which
-counts as an answer); a request with no answer is "lost" (cut-short bodies excepted: we close
-those ourselves). Every --sample-s the front end's and the workers' resident memory and open
+counts as an answer); a request with no answer on a fresh connection is "lost" (cut-short bodies
+excepted: we close those ourselves). A request whose kept-alive connection the server had closed
+for idleness is sent again once, as HTTP clients do ("stale_keepalive"). Every --sample-s the front end's and the workers' resident memory and open
 file descriptors are read from /proc. Printed at the end: requests by kind and status, lost
 requests, faults and restarts, and growth: the mean of the last third of the samples against
 the first third (after the warm-up).
@@ -101,20 +102,31 @@ class Client:
             self.tally[key] += 1
 
     def send(self, kind: str, path: str, body: bytes, headers: dict):
-        try:
-            c = self._conn()
-            c.request("POST", path, body, headers)
-            r = c.getresponse()
-            r.read()
-            self._count((kind, r.status))
-            if r.getheader("Connection", "").lower() == "close":
-                c.close()
+        # A kept-alive connection may have been closed by the server's idle timeout
+        # (--connection-timeout) while we did not use it: like any HTTP client, send again once on
+        # a fresh connection when a reused one fails before any answer. A failure on a fresh
+        # connection is a lost request.
+        for attempt in range(2):
+            reused = self.conn is not None
+            try:
+                c = self._conn()
+                c.request("POST", path, body, headers)
+                r = c.getresponse()
+                r.read()
+                self._count((kind, r.status))
+                if r.getheader("Connection", "").lower() == "close":
+                    c.close()
+                    self.conn = None
+                return
+            except (OSError, http.client.HTTPException) as e:
+                if self.conn is not None:
+                    self.conn.close()
                 self.conn = None
-        except (OSError, http.client.HTTPException) as e:
-            self._count((kind, "lost:" + type(e).__name__))
-            if self.conn is not None:
-                self.conn.close()
-            self.conn = None
+                if reused and attempt == 0:
+                    self._count(("stale_keepalive", "resent"))
+                    continue
+                self._count((kind, "lost:" + type(e).__name__))
+                return
 
     def cut_short(self):
         """A body shorter than its Content-Length, then close: answered or not, never lost."""
