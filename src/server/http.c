@@ -181,22 +181,34 @@ static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, char *bo
   return send_bytes_ex(c, status, body, len, content_type, header_len, false);
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, int status, hs_buf *b,
-                                const char *content_type) {
+/* Sends b (detached; freed on out-of-memory), then closes the connection when close_after. */
+static enum MHD_Result send_buf_ex(struct MHD_Connection *c, int status, hs_buf *b,
+                                   const char *content_type, bool close_after) {
   if (b->oom) {
     hs_buf_free(b);
-    return send_bytes(c, 500, strdup("{\"error\":\"out of memory\"}"), 25, "application/json", 0);
+    return send_bytes_ex(c, 500, strdup("{\"error\":\"out of memory\"}"), 25, "application/json", 0,
+                         close_after);
   }
   size_t len;
   char *body = hs_buf_detach(b, &len);
-  return send_bytes(c, status, body, len, content_type, 0);
+  return send_bytes_ex(c, status, body, len, content_type, 0, close_after);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *msg) {
+static enum MHD_Result send_buf(struct MHD_Connection *c, int status, hs_buf *b,
+                                const char *content_type) {
+  return send_buf_ex(c, status, b, content_type, false);
+}
+
+static enum MHD_Result send_error_ex(struct MHD_Connection *c, int status, const char *msg,
+                                     bool close_after) {
   hs_buf b;
   hs_buf_init(&b);
   hs_kserve_encode_error(&b, msg);
-  return send_buf(c, status, &b, "application/json");
+  return send_buf_ex(c, status, &b, "application/json", close_after);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *msg) {
+  return send_error_ex(c, status, msg, false);
 }
 
 static enum MHD_Result send_errorf(struct MHD_Connection *c, int status, const char *fmt, ...)
@@ -207,7 +219,7 @@ static enum MHD_Result send_errorf(struct MHD_Connection *c, int status, const c
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return send_error(c, status, msg);
+  return send_error_ex(c, status, msg, false);
 }
 
 /* An error after which the connection is closed: the rest of the request is not read. */
@@ -219,17 +231,7 @@ static enum MHD_Result send_error_close(struct MHD_Connection *c, int status, co
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  hs_buf b;
-  hs_buf_init(&b);
-  hs_kserve_encode_error(&b, msg);
-  if (b.oom) {
-    hs_buf_free(&b);
-    return send_bytes_ex(c, 500, strdup("{\"error\":\"out of memory\"}"), 25, "application/json", 0,
-                         true);
-  }
-  size_t len;
-  char *body = hs_buf_detach(&b, &len);
-  return send_bytes_ex(c, status, body, len, "application/json", 0, true);
+  return send_error_ex(c, status, msg, true);
 }
 
 /* Inference errors answered without a job still count in the request metrics. */
