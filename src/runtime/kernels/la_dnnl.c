@@ -266,8 +266,9 @@ static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d)
   dnnl_primitive_attr_t attr = make_attr(d);
   if (!attr) return false;
   bool ok = false;
-  for (int t = wino ? 0 : 1; t < 3 && !ok; t++) {
-    if (t == 2 && stag == dnnl_format_tag_any && dtag == dnnl_format_tag_any) break; /* same as 1 */
+  /* with "any" layouts already in try 1, try 2 would repeat it */
+  int last = stag == dnnl_format_tag_any && dtag == dnnl_format_tag_any ? 1 : 2;
+  for (int t = wino ? 0 : 1; t <= last && !ok; t++) {
     dnnl_memory_desc_t s_md, w_md, d_md;
     dnnl_convolution_desc_t cd;
     if (dnnl_memory_desc_init_by_tag(&s_md, nd, sd, dnnl_f32, tries[t].s) != dnnl_success ||
@@ -280,9 +281,8 @@ static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d)
     dnnl_primitive_desc_t pd;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) != dnnl_success) continue;
     const char *impl = NULL;
-    bool last = t == 2 || (t == 1 && stag == dnnl_format_tag_any && dtag == dnnl_format_tag_any);
-    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-        strncmp(impl, "ref", 3) == 0 && !last) {
+    if (t < last && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+        impl && strncmp(impl, "ref", 3) == 0) {
       dnnl_primitive_desc_destroy(pd);
       continue;
     }
@@ -292,7 +292,6 @@ static bool build_conv(struct hs_la_dnnl_prim *p, const hs_la_dnnl_conv_desc *d)
   dnnl_primitive_attr_destroy(attr);
   return ok;
 }
-
 
 static const struct hs_la_dnnl_prim *lookup(int kind, const void *key, size_t key_len, const void *desc) {
   if (!engine_ready() || key_len > KEY_MAX) return NULL;
