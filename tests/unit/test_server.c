@@ -26,6 +26,7 @@
 #include "server/scratch.h"
 #include "server/util.h"
 #include "server/worker.h"
+#include "server_testlib.h"
 #include "testlib.h"
 
 static bool contains(const hs_status *st, const char *frag) {
@@ -561,23 +562,7 @@ static bool wait_answers(int n, int timeout_ms) {
   return ok;
 }
 
-static hs_model *gated_model(void) {
-  hs_model *m = calloc(1, sizeof *m);
-  hs_arena_init(&m->arena, 1024);
-  m->name = "gated";
-  m->kind = HS_MODEL_META;
-  m->kind_known = m->addressable = m->ready = true;
-  m->num_outputs = 1;
-  m->outputs = hs_arena_calloc(&m->arena, 1, sizeof *m->outputs);
-  m->outputs[0].name = "OUT";
-  m->outputs[0].dtype = HS_F32;
-  m->outputs[0].shape.rank = 1;
-  m->outputs[0].shape.dims[0] = -1;
-  m->output_names = hs_arena_calloc(&m->arena, 1, sizeof(char *));
-  m->output_names[0] = "OUT";
-  m->run = gated_run;
-  return m;
-}
+static hs_model *gated_model(void) { return test_meta_model("gated", 0, gated_run); }
 
 static int32_t job_values[64];
 

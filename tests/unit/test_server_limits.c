@@ -17,6 +17,7 @@
 #include "server/repository.h"
 #include "server/scheduler.h"
 #include "server/util.h"
+#include "server_testlib.h"
 #include "testlib.h"
 
 HS_TEST(model_names) {
@@ -82,22 +83,7 @@ static void set_gate(bool closed) {
 }
 
 static hs_model *held_model(const char *name, int index) {
-  hs_model *m = calloc(1, sizeof *m);
-  hs_arena_init(&m->arena, 1024);
-  m->index = index;
-  m->name = name;
-  m->kind = HS_MODEL_META;
-  m->kind_known = m->addressable = m->ready = true;
-  m->num_outputs = 1;
-  m->outputs = hs_arena_calloc(&m->arena, 1, sizeof *m->outputs);
-  m->outputs[0].name = "OUT";
-  m->outputs[0].dtype = HS_F32;
-  m->outputs[0].shape.rank = 1;
-  m->outputs[0].shape.dims[0] = -1;
-  m->output_names = hs_arena_calloc(&m->arena, 1, sizeof(char *));
-  m->output_names[0] = "OUT";
-  m->run = held_run;
-  return m;
+  return test_meta_model(name, index, held_run);
 }
 
 static void count_answer(hs_job *job, void *cls) {
