@@ -96,6 +96,18 @@ def peak_gflops(threads: int, tmp: Path) -> float:
 # the peers
 
 
+def detector_repo(bd: Path, prefix: str) -> tuple[Path, Path, Path]:
+    """Converts the test detector into `bd` once; returns (its models folder, a temporary folder,
+    a repository in it holding only det_f32 and its stages, as symlinks)."""
+    models = E.convert(bd)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    repo = tmp / "repo"
+    repo.mkdir()
+    for name in (MODEL, f"{MODEL}_stage1", f"{MODEL}_stage2"):
+        (repo / name).symlink_to(models / name)
+    return models, tmp, repo
+
+
 def images(n: int) -> list[np.ndarray]:
     """n synthetic photographs-like 640x640 images as f32 [1, 3, H, W] in [0, 1]."""
     return [E.nchw(E.synthetic(100 + i, W, H)[0]).astype(np.float32) / 255 for i in range(n)]
@@ -254,12 +266,7 @@ def main() -> int:
     T = args.threads
     bd = build_dir()
     exe = bd / "hloserve"
-    models = E.convert(bd)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-detector-"))
-    repo = tmp / "repo"
-    repo.mkdir()
-    for name in (MODEL, f"{MODEL}_stage1", f"{MODEL}_stage2"):
-        (repo / name).symlink_to(models / name)
+    models, tmp, repo = detector_repo(bd, "bench-detector-")
 
     flops1 = count_flops((models / f"{MODEL}_stage1" / f"model_{W}x{H}.mlir").read_text())
     flops2 = count_flops((models / f"{MODEL}_stage2" / "model.mlir").read_text())

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,6 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "python"))
 import bench_detector as BD  # noqa: E402
-import e2e_util as E  # noqa: E402
 import server_util as U  # noqa: E402
 
 MODEL = BD.MODEL
@@ -50,12 +48,7 @@ def main() -> int:
     T = args.threads
     bd = BD.build_dir()
     exe = bd / "hloserve"
-    models = E.convert(bd)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
-    repo = tmp / "repo"
-    repo.mkdir()
-    for name in (MODEL, f"{MODEL}_stage1", f"{MODEL}_stage2"):
-        (repo / name).symlink_to(models / name)
+    _, tmp, repo = BD.detector_repo(bd, "bench-fleet-")
     xs = BD.images(3)
     npys = []
     for i, x in enumerate(xs):
