@@ -42,7 +42,8 @@ static int cmp_double(const void *a, const void *b) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: hloserve run-hlo MODEL.mlir [--weights W.safetensors] [--weight-names a,b,...]\n"
-          "                        [--entry NAME] [--threads N] [--repeat N] --input NAME=FILE.npy ...\n"
+          "                        [--entry NAME] [--threads N] [--device cpu|cuda:N]\n"
+          "                        [--repeat N] --input NAME=FILE.npy ...\n"
           "                        --output-dir DIR\n");
 }
 
@@ -68,6 +69,9 @@ int hs_cmd_run_hlo(int argc, char **argv) {
       i++;
     } else if (strcmp(a, "--threads") == 0 && v) {
       opt.num_threads = atoi(v);
+      i++;
+    } else if (strcmp(a, "--device") == 0 && v) {
+      opt.device = v;
       i++;
     } else if (strcmp(a, "--repeat") == 0 && v) {
       repeat = atoi(v);

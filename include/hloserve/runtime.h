@@ -28,7 +28,16 @@ typedef struct hs_program hs_program;
 typedef struct hs_program_options {
   const char *entry;  /* entry function; NULL = "main" */
   int num_threads;    /* intra-op threads; 0 = 1 */
+  const char *device; /* NULL or "cpu"; "cuda:N" (or "cuda" = "cuda:0") runs on
+                         GPU N: needs a build with the CUDA backend */
 } hs_program_options;
+
+/* NULL when `device` ("cpu", "cuda", "cuda:N") names a device this build and
+ * machine can run on; else a status saying why not (unknown name, no CUDA
+ * backend in this build, no such GPU). */
+hs_status *hs_device_check(const char *device);
+/* True when this build has the CUDA backend. */
+bool hs_runtime_has_cuda(void);
 
 /* Parses and compiles MLIR text.  filename is used in error locations. */
 hs_status *hs_program_from_text(const char *text, size_t len, const char *filename,
@@ -36,6 +45,8 @@ hs_status *hs_program_from_text(const char *text, size_t len, const char *filena
 /* Reads, parses and compiles a .mlir file. */
 hs_status *hs_program_load(const char *path, const hs_program_options *opt, hs_program **out);
 void hs_program_free(hs_program *p);
+/* The program's device: "cpu" or "cuda:N". */
+const char *hs_program_device(const hs_program *p);
 /* The intra-op threads the program was compiled for (>= 1). */
 int hs_program_num_threads(const hs_program *p);
 
@@ -81,6 +92,9 @@ void hs_program_memory_info(const hs_program *p, hs_program_memory *m);
  * NULL when all checks hold; HS_FAILED_PRECONDITION when a check fails; any
  * other code when the file cannot be parsed, compiled or run. */
 hs_status *hs_check_file(const char *path);
+/* The same on a device (NULL: the CPU): the programs' ops run on the GPU,
+ * the checks on the host. */
+hs_status *hs_check_file_on(const char *path, const char *device);
 
 #ifdef __cplusplus
 }

@@ -647,12 +647,12 @@ hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound,
   if (st) goto done;
   /* Bind-time rewrites, which may move and drop top-level ops (HS_NO_CONV_FOLD=1
    * keeps them off, for debugging and measuring), then new liveness. */
-  if (!getenv("HS_NO_CONV_FOLD")) st = hs_conv_fold(&c->arena, f, kval, NULL);
+  if (!getenv("HS_NO_CONV_FOLD") && !c->device_target) st = hs_conv_fold(&c->arena, f, kval, NULL);
   if (!st) st = plan_liveness(c, f, f->body, last);
   /* Kernels specialize on the operands now known for good. */
   for (int i = 0; i + 1 < b->n_ops && !st; i++) {
     hs_op *op = b->ops[i];
-    if (op->folded || !op->kernel->run || !op->kernel->specialize) continue;
+    if (c->device_target || op->folded || !op->kernel->run || !op->kernel->specialize) continue;
     bool any = false;
     for (int k = 0; k < op->n_operands; k++) any |= kval[op->operands[k]->id] != NULL;
     if (!any) continue;
@@ -968,6 +968,32 @@ hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, i
       }
   free(ctx.scratch);
   last_peak_bytes = ctx.peak_bytes;
+  return st;
+}
+
+int64_t hs_exec_value_offset(const hs_func *f, int id) {
+  const func_plan *fp = f->plan;
+  return fp && id >= 0 && id < f->n_values ? fp->value_off[id] : -1;
+}
+
+hs_status *hs_exec_op_on_host(hs_compiled *c, const hs_func *f, const hs_op *op, hs_tensor *slots,
+                              unsigned char *own) {
+  frame fr;
+  memset(&fr, 0, sizeof fr);
+  fr.slots = slots;
+  fr.own = own;
+  fr.n = f->n_values;
+  hs_exec_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.c = c;
+  ctx.fr = &fr;
+  ctx.depth = 1;
+  ctx.stack = stack_get(c);
+  hs_status *st = run_op(&ctx, op);
+  if (st)
+    for (int i = 0; i < op->n_results; i++) slot_release(&ctx, op->results[i]->id);
+  stack_put(c, ctx.stack);
+  free(ctx.scratch);
   return st;
 }
 

@@ -31,6 +31,9 @@ typedef struct hs_compiled {
   bool folded;           /* hs_fold_constants ran */
   int num_threads;       /* threads runs will use (set before binding; 0 = unknown):
                             kernels' specialize() may plan for it */
+  bool device_target;    /* runs on a device backend (cuda/): binding folds
+                            constants but skips the CPU-only rewrites
+                            (conv_fold) and kernels' specialize() */
 } hs_compiled;
 
 /* Takes ownership of m (also on failure). */
@@ -54,6 +57,19 @@ hs_status *hs_execute(hs_compiled *c, const hs_func *f, const hs_tensor *args, i
  * ops with some constant operands get to specialize on them.  The memory
  * plan is redone without the folded values.  Once per compiled module. */
 hs_status *hs_fold_constants(hs_compiled *c, hs_func *f, const hs_tensor *bound, int n_bound);
+
+/* Offset of value id of f's top-level block in f's planned arena, or -1
+ * when it has none (constants, folded values, arguments). */
+int64_t hs_exec_value_offset(const hs_func *f, int id);
+
+/* Runs one op of f's top-level block on the CPU, for a device backend's
+ * host fallback.  slots (f->n_values + 1 tensors, indexed by value id) must
+ * hold every value the op reads, its regions' captured values included;
+ * own (as many bytes, zeroed) receives 1 for each result the runtime
+ * malloc'd into slots (release with free()).  On error nothing is left
+ * allocated. */
+hs_status *hs_exec_op_on_host(hs_compiled *c, const hs_func *f, const hs_op *op, hs_tensor *slots,
+                              unsigned char *own);
 
 /* Memory statistics of the calling thread's last hs_execute (for benchmarks
  * and tests): peak bytes of live intermediate buffers. */

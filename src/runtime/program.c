@@ -16,6 +16,9 @@
 #include "base/safetensors.h"
 #include "base/threadpool.h"
 #include "runtime/exec.h"
+#ifdef HS_HAVE_CUDA
+#include "runtime/cuda/cuda_backend.h"
+#endif
 
 struct hs_program {
   hs_compiled *c;
@@ -25,7 +28,52 @@ struct hs_program {
   void **owned;        /* aligned copies of misaligned weights */
   int n_bound;
   hs_threadpool *pool;
+  int device;          /* -1: the CPU; else the CUDA device index */
+  char device_name[24];
+#ifdef HS_HAVE_CUDA
+  hs_cuda_plan *cuda;  /* built at bind time, or at the first run */
+  pthread_mutex_t cuda_mu;
+#endif
 };
+
+bool hs_runtime_has_cuda(void) {
+#ifdef HS_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+/* "cpu" / NULL -> -1; "cuda" -> 0; "cuda:N" -> N; else an error. */
+static hs_status *parse_device(const char *name, int *dev) {
+  *dev = -1;
+  if (!name || !*name || strcmp(name, "cpu") == 0) return NULL;
+  if (strcmp(name, "cuda") == 0) {
+    *dev = 0;
+  } else if (strncmp(name, "cuda:", 5) == 0 && name[5] >= '0' && name[5] <= '9') {
+    char *end;
+    long v = strtol(name + 5, &end, 10);
+    if (*end || v > 1024)
+      return hs_status_new(HS_INVALID_ARGUMENT, "unknown device '%s' (expected cpu, cuda or cuda:N)", name);
+    *dev = (int)v;
+  } else {
+    return hs_status_new(HS_INVALID_ARGUMENT, "unknown device '%s' (expected cpu, cuda or cuda:N)", name);
+  }
+#ifdef HS_HAVE_CUDA
+  return hs_cuda_device_check(*dev);
+#else
+  return hs_status_new(HS_UNIMPLEMENTED,
+                       "device '%s': this build of hloserve has no CUDA backend (the CUDA toolkit was not "
+                       "found when it was built)", name);
+#endif
+}
+
+hs_status *hs_device_check(const char *device) {
+  int dev;
+  return parse_device(device, &dev);
+}
+
+const char *hs_program_device(const hs_program *p) { return p->device_name; }
 
 static hs_status *read_file(const char *path, char **text, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -61,6 +109,8 @@ static hs_status *read_file(const char *path, char **text, size_t *len) {
 hs_status *hs_program_from_text(const char *text, size_t len, const char *filename,
                                 const hs_program_options *opt, hs_program **out) {
   *out = NULL;
+  int device = -1;
+  HS_RETURN_IF_ERROR(parse_device(opt ? opt->device : NULL, &device));
   hs_module *m = NULL;
   HS_RETURN_IF_ERROR(hs_parse_module(text, len, filename ? filename : "<input>", &m));
   hs_program *p = calloc(1, sizeof(*p));
@@ -68,11 +118,21 @@ hs_status *hs_program_from_text(const char *text, size_t len, const char *filena
     hs_module_free(m);
     return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
   }
+  p->device = device;
+  if (device < 0) snprintf(p->device_name, sizeof p->device_name, "cpu");
+  else snprintf(p->device_name, sizeof p->device_name, "cuda:%d", device);
+#ifdef HS_HAVE_CUDA
+  pthread_mutex_init(&p->cuda_mu, NULL);
+#endif
   hs_status *st = hs_compile_module(m, &p->c);
   if (st) {
+#ifdef HS_HAVE_CUDA
+    pthread_mutex_destroy(&p->cuda_mu);
+#endif
     free(p);
     return st;
   }
+  p->c->device_target = device >= 0;
   const char *entry = opt && opt->entry ? opt->entry : "main";
   p->entry = hs_module_find_func(p->c->module, entry);
   if (!p->entry) {
@@ -117,6 +177,10 @@ int hs_program_num_threads(const hs_program *p) { return p && p->c ? p->c->num_t
 
 void hs_program_free(hs_program *p) {
   if (!p) return;
+#ifdef HS_HAVE_CUDA
+  hs_cuda_plan_free(p->cuda);
+  pthread_mutex_destroy(&p->cuda_mu);
+#endif
   unbind(p);
   hs_threadpool_destroy(p->pool);
   hs_compiled_free(p->c);
@@ -189,6 +253,9 @@ hs_status *hs_program_bind_weights(hs_program *p, const char *path, const char *
     p->n_bound = i + 1;
   }
   hs_status *st = hs_fold_constants(p->c, p->entry, p->bound, p->n_bound);
+#ifdef HS_HAVE_CUDA
+  if (!st && p->device >= 0) st = hs_cuda_plan_build(p->c, p->entry, p->device, p->bound, p->n_bound, &p->cuda);
+#endif
   if (st) {
     unbind(p);
     return st;
@@ -224,6 +291,19 @@ hs_status *hs_program_run(hs_program *p, const hs_tensor *inputs, int n_inputs, 
   if (n_outputs != f->n_results)
     return hs_status_new(HS_INVALID_ARGUMENT, "@%s has %d outputs, %d requested", f->name, f->n_results,
                          n_outputs);
+#ifdef HS_HAVE_CUDA
+  if (p->device >= 0) {
+    hs_status *cst = NULL;
+    pthread_mutex_lock(&p->cuda_mu);
+    if (!p->cuda) { /* no weights were bound: fold constants, then plan */
+      if (!p->c->folded) cst = hs_fold_constants(p->c, p->entry, NULL, 0);
+      if (!cst) cst = hs_cuda_plan_build(p->c, p->entry, p->device, NULL, 0, &p->cuda);
+    }
+    pthread_mutex_unlock(&p->cuda_mu);
+    if (cst) return cst;
+    return hs_cuda_plan_run(p->cuda, inputs, n_inputs, outputs, n_outputs);
+  }
+#endif
   hs_tensor stack_args[16];
   hs_tensor *args = f->n_args <= 16 ? stack_args : malloc(sizeof(hs_tensor) * (size_t)f->n_args);
   if (!args) return hs_status_new(HS_OUT_OF_MEMORY, "out of memory");
@@ -246,9 +326,28 @@ void hs_program_memory_info(const hs_program *p, hs_program_memory *m) {
 
 /* ---- self-checking files ------------------------------------------------ */
 
-hs_status *hs_check_file(const char *path) {
+hs_status *hs_check_file(const char *path) { return hs_check_file_on(path, NULL); }
+
+/* Runs public function f of c (no arguments) on the device or the CPU. */
+static hs_status *check_func(hs_compiled *c, const hs_func *f, int device, hs_tensor *res) {
+#ifdef HS_HAVE_CUDA
+  if (device >= 0) {
+    hs_cuda_plan *plan = NULL;
+    HS_RETURN_IF_ERROR(hs_cuda_plan_build(c, f, device, NULL, 0, &plan));
+    hs_status *st = hs_cuda_plan_run(plan, NULL, 0, res, f->n_results);
+    hs_cuda_plan_free(plan);
+    return st;
+  }
+#endif
+  (void)device;
+  return hs_execute(c, f, NULL, 0, res, f->n_results, NULL);
+}
+
+hs_status *hs_check_file_on(const char *path, const char *device_name) {
   char *text;
   size_t len;
+  int device = -1;
+  HS_RETURN_IF_ERROR(parse_device(device_name, &device));
   HS_RETURN_IF_ERROR(read_file(path, &text, &len));
   hs_module **parts = NULL;
   int n_parts = 0;
@@ -262,6 +361,7 @@ hs_status *hs_check_file(const char *path) {
     parts[i] = NULL;
     if (!st) st = hs_compile_module(m, &c);
     else hs_module_free(m);
+    if (c) c->device_target = device >= 0;
     for (int k = 0; !st && c && k < c->module->n_funcs; k++) {
       const hs_func *f = c->module->funcs[k];
       if (!f->is_public || f->n_args != 0) continue;
@@ -271,7 +371,7 @@ hs_status *hs_check_file(const char *path) {
         break;
       }
       memset(res, 0, sizeof res);
-      st = hs_execute(c, f, NULL, 0, res, f->n_results, NULL);
+      st = check_func(c, f, device, res);
       for (int r = 0; r < f->n_results; r++) free(res[r].data);
       if (st) st = hs_status_annotate(st, "@%s", f->name);
       ran++;
