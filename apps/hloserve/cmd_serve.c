@@ -21,6 +21,7 @@
 
 #include "base/npy.h"
 #include "cmds.h"
+#include "hloserve/runtime.h"
 #include "hloserve/server.h"
 
 static void serve_usage(FILE *f) {
@@ -33,6 +34,7 @@ static void serve_usage(FILE *f) {
           "  --http-port N             port (default 8000; 0 picks a free one)\n"
           "  --threads N               worker threads (default: CPUs)\n"
           "  --intra-op-threads N      threads inside one program run (default 1)\n"
+          "  --device D                where dense programs run: cpu (default) or cuda:N\n"
           "  --max-queue N             requests waiting for a worker; more get 503 (default 64)\n"
           "  --max-queue-per-model N   requests of one model waiting; more get 503 (default: off)\n"
           "  --meta-slots N            concurrent meta runs (default: threads)\n"
@@ -145,6 +147,14 @@ int hs_cmd_serve(int argc, char **argv) {
     } else if (strcmp(a, "--grace-ms") == 0) {
       if (!parse_int(v, 0, 3600000, &n)) return bad_value("serve", a, v);
       grace_ms = n;
+    } else if (strcmp(a, "--device") == 0) {
+      hs_status *dst = hs_device_check(v);
+      if (dst) {
+        fprintf(stderr, "hloserve serve: --device %s: %s\n", v, hs_status_message(dst));
+        hs_status_free(dst);
+        return 2;
+      }
+      o.device = v;
     } else if (strcmp(a, "--cc") == 0) {
       o.cc = v;
     } else if (strcmp(a, "--include-dir") == 0) {
@@ -273,6 +283,14 @@ int hs_cmd_infer(int argc, char **argv) {
         goto out;
       }
       o.intra_op_threads = (int)n;
+    } else if (strcmp(a, "--device") == 0) {
+      hs_status *dst = hs_device_check(v);
+      if (dst) {
+        fprintf(stderr, "hloserve serve: --device %s: %s\n", v, hs_status_message(dst));
+        hs_status_free(dst);
+        return 2;
+      }
+      o.device = v;
     } else if (strcmp(a, "--cc") == 0) {
       o.cc = v;
     } else if (strcmp(a, "--include-dir") == 0) {

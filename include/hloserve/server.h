@@ -71,6 +71,7 @@ typedef struct hs_server_options {
                                    (threads split between them); 0: in this process */
   int worker_hang_grace_ms;     /* fleet: kill a worker this long past a request's deadline; 0: 2000 */
   const char *worker_exe;       /* fleet: the hloserve binary to start; NULL: this program */
+  const char *device;           /* dense programs run here: NULL/"cpu" or "cuda:N" */
 } hs_server_options;
 
 void hs_server_options_init(hs_server_options *o);

@@ -305,6 +305,10 @@ static hs_status *spawn_locked(hs_fleet *f, fleet_worker *w) {
   argv[a++] = nums[1];
   argv[a++] = "--scratch-limit";
   argv[a++] = nums[2];
+  if (f->opt.device) {
+    argv[a++] = "--device";
+    argv[a++] = (char *)f->opt.device;
+  }
   if (f->opt.cc) {
     argv[a++] = "--cc";
     argv[a++] = (char *)f->opt.cc;

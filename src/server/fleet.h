@@ -44,6 +44,7 @@ typedef struct hs_fleet_options {
   size_t scratch_limit;  /* per lane scratch pool */
   int hang_grace_ms;     /* past a request's deadline before its worker is killed; <= 0: 2000 */
   int start_timeout_s;   /* for the first start of every worker; <= 0: 600 */
+  const char *device;    /* as in hs_repository_options; may be NULL */
 } hs_fleet_options;
 
 /* Starts the workers and waits until each has loaded its models.  `repo` is

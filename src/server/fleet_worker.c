@@ -206,6 +206,8 @@ int hs_fleet_worker_main(int argc, char **argv) {
       s.scratch_limit = (size_t)x;
     } else if (strcmp(k, "--cc") == 0) {
       ro.cc = v;
+    } else if (strcmp(k, "--device") == 0) {
+      ro.device = v;
     } else if (strcmp(k, "--include-dir") == 0) {
       ro.include_dir = v;
     } else if (strcmp(k, "--cache-dir") == 0) {

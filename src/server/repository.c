@@ -273,7 +273,7 @@ static bool spec_accepts(const hs_shape *spec, const hs_shape *s) {
   return true;
 }
 
-static hs_status *load_dense(hs_model *m, json_t *weights, int threads) {
+static hs_status *load_dense(hs_model *m, json_t *weights, int threads, const char *device) {
   const char *wfile = NULL;
   const char **params = NULL;
   int n_params = 0;
@@ -294,7 +294,7 @@ static hs_status *load_dense(hs_model *m, json_t *weights, int threads) {
   }
   if (n_params > 0 && !wfile)
     return hs_status_new(HS_INVALID_ARGUMENT, "bundle.json: weights.params without weights.file");
-  hs_program_options opt = {NULL, threads};
+  hs_program_options opt = {NULL, threads, device};
   for (int p = 0; p < m->num_programs; p++) {
     hs_dense_program *dp = &m->programs[p];
     const char *base = strrchr(dp->file, '/') + 1;
@@ -518,7 +518,7 @@ hs_status *hs_repository_load(const hs_repository_options *opt, hs_repository **
     if (!m->ready || m->kind != HS_MODEL_DENSE) continue;
     if (opt->skip && opt->skip(m, opt->skip_cls)) continue;
     int64_t t0 = hs_now_ns();
-    hs_status *e = load_dense(m, json_object_get(roots[i], "weights"), opt->intra_op_threads);
+    hs_status *e = load_dense(m, json_object_get(roots[i], "weights"), opt->intra_op_threads, opt->device);
     if (e) {
       fail_status(m, e);
     } else {

@@ -79,6 +79,7 @@ typedef struct hs_repository_options {
    * of other workers.  NULL: load everything. */
   bool (*skip)(const hs_model *m, void *cls);
   void *skip_cls;
+  const char *device;      /* where dense programs run: NULL/"cpu" or "cuda:N" */
 } hs_repository_options;
 
 typedef struct hs_repository {

@@ -80,7 +80,7 @@ hs_status *hs_server_create(const hs_server_options *o, hs_server **out) {
   s->opt = *o;
   resolve_defaults(&s->opt);
   hs_repository_options ro = {s->opt.model_repository, s->opt.intra_op_threads, s->opt.cc,
-                              s->opt.include_dir, s->opt.cache_dir, NULL, NULL};
+                              s->opt.include_dir, s->opt.cache_dir, NULL, NULL, s->opt.device};
   if (s->opt.workers > 0) {
     ro.skip = skip_all;
     s->fleet_lanes = s->opt.threads / s->opt.workers > 0 ? s->opt.threads / s->opt.workers : 1;
@@ -103,7 +103,7 @@ hs_status *hs_server_start(hs_server *s) {
     hs_fleet_options fo = {s->opt.workers, s->fleet_lanes, s->opt.worker_exe,
                            s->opt.model_repository, s->opt.intra_op_threads, s->opt.cc,
                            s->opt.include_dir, s->opt.cache_dir, s->opt.scratch_limit_bytes,
-                           s->opt.worker_hang_grace_ms, 0};
+                           s->opt.worker_hang_grace_ms, 0, s->opt.device};
     HS_RETURN_IF_ERROR(hs_fleet_start(&fo, s->repo, s->metrics, &s->fleet));
   }
   hs_scheduler_options so = {s->opt.threads, s->opt.max_queue, s->opt.meta_slots,

@@ -57,10 +57,26 @@ def repo(build_dir) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def server(hloserve, repo, tmp_path_factory):
+def gpu_unavailable(hloserve) -> str:
+    """Why `--device cuda:0` cannot be used here ('' when it can): a build without the CUDA
+    backend, or a machine without a GPU (CI's)."""
+    r = subprocess.run([str(hloserve), "check-hlo", "--device", "cuda:0", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    return "" if r.returncode == 0 else (r.stderr.strip() or f"exit status {r.returncode}")
+
+
+# Every test of this module runs against the detector served on the CPU, and again on the GPU
+# where one is present (the same bundles, `serve --device cuda:0`; same tolerances).
+@pytest.fixture(scope="module", params=["cpu", "cuda:0"])
+def server(request, hloserve, repo, tmp_path_factory):
+    device = request.param
+    if device != "cpu":
+        why = gpu_unavailable(hloserve)
+        if why:
+            pytest.skip(f"served on {device}: no usable GPU here ({why})")
     log = tmp_path_factory.mktemp("e2e") / "server.log"
-    with U.Server(hloserve, repo, "--threads", "1", "--intra-op-threads", "2", log=log) as s:
+    with U.Server(hloserve, repo, "--threads", "1", "--intra-op-threads", "2", "--device", device,
+                  log=log) as s:
         yield s
         assert s.stop() == 0, s.log()
 
